@@ -1,0 +1,44 @@
+"""noukai_core.web: the framework-free half of every web integration.
+
+What does not depend on a framework lives here once, and the FastAPI, Flask
+and Django integrations only translate their request and response objects:
+
+- `encode_event` / `encode_comment` / `SSE_HEADERS`: how an SSE frame is written;
+- `EventPolicy`: which events and fields a browser may see;
+- `BrowserInputPolicy`: which request fields a browser may set;
+- `replay_enabled` / `replay_session_id`: whether a replay header is honoured;
+- `replay_error_response` / `upstream_error_response`: the status and JSON
+  body a browser gets for an error.
+
+Nothing here imports a web framework (checked by a test).
+"""
+
+from noukai_core.web._browser_input import BrowserInputError, BrowserInputPolicy
+from noukai_core.web._policy import (
+    ALL_EVENTS,
+    DEFAULT_DROPPED_FIELDS,
+    DEFAULT_FORWARDED_EVENTS,
+    EventPolicy,
+)
+from noukai_core.web._replay_header import (
+    InvalidReplayHeader,
+    replay_enabled,
+    replay_session_id,
+)
+from noukai_core.web._sse import SSE_HEADERS, encode_comment, encode_event, encode_json
+
+__all__ = [
+    "ALL_EVENTS",
+    "DEFAULT_DROPPED_FIELDS",
+    "DEFAULT_FORWARDED_EVENTS",
+    "SSE_HEADERS",
+    "BrowserInputError",
+    "BrowserInputPolicy",
+    "EventPolicy",
+    "InvalidReplayHeader",
+    "encode_comment",
+    "encode_event",
+    "encode_json",
+    "replay_enabled",
+    "replay_session_id",
+]

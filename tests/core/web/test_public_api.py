@@ -1,0 +1,35 @@
+import subprocess
+import sys
+from collections.abc import Callable
+
+import noukai_core.web
+
+EXPECTED = [
+    "ALL_EVENTS",
+    "DEFAULT_DROPPED_FIELDS",
+    "DEFAULT_FORWARDED_EVENTS",
+    "SSE_HEADERS",
+    "BrowserInputError",
+    "BrowserInputPolicy",
+    "EventPolicy",
+    "InvalidReplayHeader",
+    "encode_comment",
+    "encode_event",
+    "encode_json",
+    "replay_enabled",
+    "replay_session_id",
+]
+
+
+def test_public_api(check_public_api: Callable[..., None]) -> None:
+    check_public_api(noukai_core.web, EXPECTED)
+
+
+def test_imports_no_web_framework_and_no_integration() -> None:
+    blocked = ["fastapi", "starlette", "flask", "django", "uvicorn", "werkzeug",
+               "noukai_fastapi", "noukai_flask", "noukai_django"]
+    script = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
+    script += "import noukai_core.web\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
