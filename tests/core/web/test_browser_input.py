@@ -40,12 +40,21 @@ def test_message_checks() -> None:
 def test_opt_in_fields() -> None:
     policy = BrowserInputPolicy(allow_version=True, allow_block_overrides=True, allow_tools=True)
     kwargs = policy.parse(
-        {"message": "m", "version": 2, "blockOverrides": {"a": {}}, "tools": [],
-         "toolChoice": "auto"}
+        {
+            "message": "m",
+            "version": 2,
+            "blockOverrides": {"a": {}},
+            "tools": [],
+            "toolChoice": "auto",
+        }
     )
     assert kwargs == {
-        "message": "m", "parameters": {}, "version": 2, "block_overrides": {"a": {}},
-        "tools": [], "tool_choice": "auto",
+        "message": "m",
+        "parameters": {},
+        "version": 2,
+        "block_overrides": {"a": {}},
+        "tools": [],
+        "tool_choice": "auto",
     }
     assert _code(policy, {"message": "m", "version": "latest"}) == "INVALID_VERSION"
 
@@ -53,7 +62,8 @@ def test_opt_in_fields() -> None:
 def test_query_form_treats_other_keys_as_parameters() -> None:
     policy = BrowserInputPolicy(parameters=frozenset({"tone"}))
     assert policy.parse_query({"message": "hi", "tone": "dry"}) == {
-        "message": "hi", "parameters": {"tone": "dry"}
+        "message": "hi",
+        "parameters": {"tone": "dry"},
     }
     with pytest.raises(BrowserInputError):
         policy.parse_query({"message": "hi", "version": "3"})

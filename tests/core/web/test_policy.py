@@ -24,8 +24,13 @@ def test_default_forwards_exactly_the_progress_events() -> None:
         "flow_completed",
     } == DEFAULT_FORWARDED_EVENTS
     policy = EventPolicy()
-    for hidden in ["step_input", "step_paused", "step_paused_for_tool_calls",
-                   "tool_calls_required", "some_future_event"]:
+    for hidden in [
+        "step_input",
+        "step_paused",
+        "step_paused_for_tool_calls",
+        "tool_calls_required",
+        "some_future_event",
+    ]:
         assert policy.apply(hidden, {"stepId": "a"}) is None
 
 
@@ -49,8 +54,12 @@ def test_snake_case_spellings_are_dropped_too() -> None:
 def test_summary_figures_are_dropped_from_flow_completed() -> None:
     data = {
         "result": "done",
-        "summary": {"status": "completed", "durationMs": 5, "tokens": {"total": 3},
-                    "costUsd": "0.1"},
+        "summary": {
+            "status": "completed",
+            "durationMs": 5,
+            "tokens": {"total": 3},
+            "costUsd": "0.1",
+        },
     }
     out = EventPolicy().apply("flow_completed", data)
     assert out == {"result": "done", "summary": {"status": "completed", "durationMs": 5}}
@@ -60,7 +69,8 @@ def test_summary_figures_are_dropped_from_flow_completed() -> None:
 def test_error_message_is_replaced_by_its_code() -> None:
     data = {"stepId": "a", "error": {"code": "BYOK_KEY_REJECTED", "message": "key sk-123 bad"}}
     assert EventPolicy().apply("step_error", data) == {
-        "stepId": "a", "error": {"code": "BYOK_KEY_REJECTED"}
+        "stepId": "a",
+        "error": {"code": "BYOK_KEY_REJECTED"},
     }
     assert EventPolicy().apply("step_error", {"error": "boom"}) == {
         "error": {"code": "STEP_FAILED"}

@@ -26,10 +26,20 @@ def test_public_api(check_public_api: Callable[..., None]) -> None:
 
 
 def test_imports_no_web_framework_and_no_integration() -> None:
-    blocked = ["fastapi", "starlette", "flask", "django", "uvicorn", "werkzeug",
-               "noukai_fastapi", "noukai_flask", "noukai_django"]
+    blocked = [
+        "fastapi",
+        "starlette",
+        "flask",
+        "django",
+        "uvicorn",
+        "werkzeug",
+        "noukai_fastapi",
+        "noukai_flask",
+        "noukai_django",
+    ]
     script = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
     script += "import noukai_core.web\n"
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr

@@ -29,7 +29,7 @@ def test_event_without_id_has_no_id_line() -> None:
 def test_data_round_trips_through_json_including_unicode_and_line_separators() -> None:
     data = {"text": "héllo\r\nwörld\u2028end", "n": [1, 2.5, None, True]}
     (line,) = [x for x in _lines(encode_event("step_output", data)) if x.startswith("data: ")]
-    assert json.loads(line[len("data: "):]) == data
+    assert json.loads(line[len("data: ") :]) == data
 
 
 def test_comment_frame_is_a_heartbeat() -> None:

@@ -1,0 +1,66 @@
+"""`Job` and `AsyncJob`: server-side queue jobs (contract §9), side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from noukai_core._config import FlowTarget
+from noukai_core._flow_base import JobBase
+from noukai_core._models._jobs import JobStatus
+from noukai_core._transport._async import AsyncTransport
+from noukai_core._transport._sync import SyncTransport
+
+
+class Job(JobBase):
+    def __init__(
+        self,
+        transport: SyncTransport,
+        target: FlowTarget,
+        execution_id: str,
+        *,
+        session_id: str | None = None,
+        submitted_at: float | None = None,
+    ) -> None:
+        super().__init__(target, execution_id, session_id=session_id, submitted_at=submitted_at)
+        self._transport = transport
+
+    def poll(self, *, timeout: float | None = None) -> JobStatus:
+        """One look at the job's status."""
+        return self._poller.interpret(self._transport.send(self._poller.spec(timeout)))
+
+    def wait(self, timeout: float = 300.0, poll_interval: float = 2.0) -> JobStatus:
+        """Poll until the job is completed or failed; `APITimeoutError` after `timeout` s."""
+        deadline = self._poller.deadline(timeout)
+        while True:
+            status = self.poll()
+            if status.is_terminal:
+                return status
+            time.sleep(self._poller.sleep_before_next(deadline, poll_interval, status))
+
+
+class AsyncJob(JobBase):
+    def __init__(
+        self,
+        transport: AsyncTransport,
+        target: FlowTarget,
+        execution_id: str,
+        *,
+        session_id: str | None = None,
+        submitted_at: float | None = None,
+    ) -> None:
+        super().__init__(target, execution_id, session_id=session_id, submitted_at=submitted_at)
+        self._transport = transport
+
+    async def poll(self, *, timeout: float | None = None) -> JobStatus:
+        """One look at the job's status."""
+        return self._poller.interpret(await self._transport.send(self._poller.spec(timeout)))
+
+    async def wait(self, timeout: float = 300.0, poll_interval: float = 2.0) -> JobStatus:
+        """Poll until the job is completed or failed; `APITimeoutError` after `timeout` s."""
+        deadline = self._poller.deadline(timeout)
+        while True:
+            status = await self.poll()
+            if status.is_terminal:
+                return status
+            await asyncio.sleep(self._poller.sleep_before_next(deadline, poll_interval, status))

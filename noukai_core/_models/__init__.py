@@ -1,0 +1,1 @@
+"""Pydantic models of the wire, one module per family (DESIGN: "Models are the wire")."""

@@ -1,0 +1,158 @@
+"""Typed stream events (contract §6).
+
+Every event has `event_type` (the wire name, with the legacy `flow_started`
+normalised to `run_started`) and `type` (002's name: equal to `event_type`
+except `ToolCallsRequired.type == "tool_calls_required"`). `step_index` is
+flow-absolute: the step cursor stamps it, whatever the server sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import PrivateAttr
+
+from noukai_core._models._base import WireModel
+from noukai_core._models._traces import TokenBreakdown
+
+
+class _Event(WireModel):
+    execution_id: str | None = None
+    # The SSE `id:` of the frame, when the server sent one (live-trace resumes).
+    event_id: str | None = None
+
+    @property
+    def type(self) -> str:
+        return str(getattr(self, "event_type"))  # noqa: B009 - each subclass declares it
+
+
+class RunStarted(_Event):
+    event_type: Literal["run_started"] = "run_started"
+    run_id: str | None = None
+    flow_id: str | None = None
+    step_count: int | None = None
+
+
+class StepStarted(_Event):
+    event_type: Literal["step_started"] = "step_started"
+    step_id: str
+    name: str | None = None
+    step_index: int | None = None
+
+
+class StepInput(_Event):
+    event_type: Literal["step_input"] = "step_input"
+    step_id: str
+    input_data: dict[str, Any] | None = None
+    step_index: int | None = None
+
+
+class StepOutput(_Event):
+    event_type: Literal["step_output"] = "step_output"
+    step_id: str
+    output_data: Any = None
+    step_index: int | None = None
+
+
+class StepCompleted(_Event):
+    event_type: Literal["step_completed"] = "step_completed"
+    step_id: str
+    name: str | None = None
+    output: Any = None
+    duration_ms: int | None = None
+    tokens: TokenBreakdown | None = None
+    cost_usd: str | None = None
+    step_index: int | None = None
+
+
+class StepFailed(_Event):
+    event_type: Literal["step_error"] = "step_error"
+    step_id: str
+    name: str | None = None
+    error: dict[str, Any] | None = None
+    step_index: int | None = None
+
+    @property
+    def code(self) -> str | None:
+        value = (self.error or {}).get("code")
+        return value if isinstance(value, str) else None
+
+    @property
+    def message(self) -> str:
+        value = (self.error or {}).get("message")
+        return value if isinstance(value, str) else f"step {self.step_id!r} failed"
+
+
+class StepPaused(_Event):
+    event_type: Literal["step_paused"] = "step_paused"
+    step_id: str | None = None
+    step_index: int | None = None
+    next_step_index: int | None = None
+
+
+class ToolCallsRequired(_Event):
+    """The run paused for tools mid-stream.
+
+    Call `resume(tool_results=...)` before asking the iterator for its next
+    event: the same iteration then continues with the resumed run. Without it
+    the stream ends after this event.
+    """
+
+    event_type: Literal["step_paused_for_tool_calls"] = "step_paused_for_tool_calls"
+    run_id: str | None = None
+    step_id: str
+    step_index: int
+    iterations_used: int
+    tool_call_messages: list[dict[str, Any]]
+    tool_calls: list[dict[str, Any]]
+    accumulated_outputs: dict[str, Any] = {}
+
+    _resumer: Callable[[list[dict[str, Any]]], None] | None = PrivateAttr(default=None)
+
+    @property
+    def type(self) -> str:
+        return "tool_calls_required"
+
+    def resume(self, *, tool_results: list[dict[str, Any]]) -> None:
+        if self._resumer is None:
+            raise RuntimeError("this event is not attached to a live stream")
+        self._resumer(list(tool_results))
+
+
+class FlowCompleted(_Event):
+    event_type: Literal["flow_completed"] = "flow_completed"
+    run_id: str | None = None
+    result: Any = None
+    summary: dict[str, Any] | None = None
+
+    @property
+    def output(self) -> Any:
+        return self.result
+
+
+StreamEvent = (
+    RunStarted
+    | StepStarted
+    | StepInput
+    | StepOutput
+    | StepCompleted
+    | StepFailed
+    | StepPaused
+    | ToolCallsRequired
+    | FlowCompleted
+)
+"""Any typed stream event; switch on `.type` (or `event_type`, the wire name)."""
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    "run_started": RunStarted,
+    "flow_started": RunStarted,  # legacy alias (contract §6.2)
+    "step_started": StepStarted,
+    "step_input": StepInput,
+    "step_output": StepOutput,
+    "step_completed": StepCompleted,
+    "step_error": StepFailed,
+    "step_paused": StepPaused,
+    "step_paused_for_tool_calls": ToolCallsRequired,
+    "flow_completed": FlowCompleted,
+}

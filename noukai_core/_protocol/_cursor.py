@@ -1,0 +1,224 @@
+"""The `/step` cursor (contract §7) and the per-call stream state around it.
+
+`StepCursor` decides what the next `/step` body is from the events seen so
+far: it takes the execution id from `run_started`, stores each
+`step_completed` output, counts completed blocks (that count *is* the next
+`stepIndex`) and stamps a flow-absolute `step_index` on every event, because
+servers may send segment-local values (contract §15 Q4).
+
+`StepStream` wraps one `events()` call: an SSE decoder per HTTP stream, the
+cursor, the tool-round bound, and the rule that a stream which ends without a
+terminal frame is an `APIConnectionError` and is never re-POSTed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+from noukai_core._errors import APIConnectionError, ToolCallLimitError
+from noukai_core._models._events import (
+    FlowCompleted,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    StepInput,
+    StepOutput,
+    StepPaused,
+    StepStarted,
+    StreamEvent,
+    ToolCallsRequired,
+)
+from noukai_core._protocol._requests import RunOptions, normalize_tool_results
+from noukai_core._protocol._responses import parse_stream_event
+from noukai_core._protocol._sse import SSEDecoder
+
+
+class Signal(enum.Enum):
+    CONTINUE = "continue"  # keep reading this stream
+    NEXT_CALL = "next_call"  # step_paused: close, call /step again
+    TOOLS = "tools"  # paused for tools: needs results before the next call
+    FINISHED = "finished"  # flow_completed
+    FAILED = "failed"  # step_error
+
+
+class StepCursor:
+    def __init__(self, options: RunOptions, *, run_remaining: bool) -> None:
+        self.options = options
+        self.run_remaining = run_remaining
+        self.execution_id: str | None = None
+        self.completed = 0
+        self.accumulated: dict[str, Any] = {}
+        self._first = True
+        self._tool_messages: list[dict[str, Any]] | None = None
+        self._iterations_used = 0
+        self.pause: ToolCallsRequired | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The next `/step` body; consumes a pending tool resume."""
+        opts = self.options
+        body: dict[str, Any] = {
+            "stepIndex": self.completed,
+            "accumulatedOutputs": dict(self.accumulated),
+            "parameters": dict(opts.parameters) if self._first else {},
+            "inputOverrides": dict(opts.input_overrides or {}),
+            "runRemaining": self.run_remaining,
+            "iterationsUsed": self._iterations_used,
+            "trace": opts.trace,
+        }
+        if self._first:
+            if opts.message is not None:
+                body["message"] = opts.message
+            if opts.attachments:
+                body["attachments"] = opts.attachments
+        elif self.execution_id is not None:
+            body["executionId"] = self.execution_id
+        if opts.block_overrides:
+            body["blockOverrides"] = opts.block_overrides
+        if opts.tools:
+            body["tools"] = opts.tools
+        if opts.tool_choice is not None:
+            body["toolChoice"] = opts.tool_choice
+        if self._tool_messages is not None:
+            body["toolCallMessages"] = self._tool_messages
+        self._first = False
+        self._tool_messages = None
+        self._iterations_used = 0
+        return body
+
+    def observe(self, event: StreamEvent) -> Signal:
+        if self.execution_id is None:
+            self.execution_id = event.execution_id or (
+                event.run_id if isinstance(event, RunStarted) else None
+            )
+        if isinstance(event, StepStarted | StepInput | StepOutput):
+            event.step_index = self.completed
+        elif isinstance(event, StepCompleted):
+            event.step_index = self.completed
+            self.accumulated[event.step_id] = event.output
+            self.completed += 1
+        elif isinstance(event, StepPaused):
+            event.step_index = max(self.completed - 1, 0)
+            return Signal.NEXT_CALL
+        elif isinstance(event, ToolCallsRequired):
+            # The server's index is flow-absolute here (contract §6.3) and is
+            # what it expects back on the resume.
+            self.completed = event.step_index
+            self.accumulated.update(event.accumulated_outputs)
+            self.pause = event
+            return Signal.TOOLS
+        elif isinstance(event, StepFailed):
+            event.step_index = self.completed
+            return Signal.FAILED
+        elif isinstance(event, FlowCompleted):
+            return Signal.FINISHED
+        return Signal.CONTINUE
+
+    def resume(self, tool_results: Sequence[dict[str, Any]]) -> None:
+        if self.pause is None:
+            raise RuntimeError("nothing to resume: the run is not paused for tools")
+        self._tool_messages = [
+            *self.pause.tool_call_messages,
+            *normalize_tool_results(tool_results),
+        ]
+        self._iterations_used = self.pause.iterations_used
+        self.pause = None
+
+
+class StepStream:
+    """State of one `steps()`/`events()` call across its `/step` HTTP streams."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        run_remaining: bool,
+        has_tool_handler: bool,
+        max_tool_rounds: int,
+    ) -> None:
+        self.cursor = StepCursor(options, run_remaining=run_remaining)
+        self.has_tool_handler = has_tool_handler
+        self.max_tool_rounds = max_tool_rounds
+        self._rounds = 0
+        self._decoder = SSEDecoder()
+        self._signal = Signal.CONTINUE
+        self._resumed = False
+
+    @property
+    def execution_id(self) -> str | None:
+        return self.cursor.execution_id
+
+    def next_body(self) -> dict[str, Any] | None:
+        """The body of the next `/step` call, or None when the run is over."""
+        if self._signal in (Signal.FINISHED, Signal.FAILED):
+            return None
+        if self._signal is Signal.TOOLS and not self._resumed:
+            return None
+        self._signal = Signal.CONTINUE
+        self._resumed = False
+        self._decoder = SSEDecoder()
+        return self.cursor.body()
+
+    @property
+    def stream_done(self) -> bool:
+        """True once this HTTP stream delivered its terminal frame: close it."""
+        return self._signal is not Signal.CONTINUE
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """Decode a chunk into typed events, stopping at the terminal frame."""
+        events: list[StreamEvent] = []
+        for frame in self._decoder.feed(chunk):
+            if self.stream_done:
+                break
+            event = parse_stream_event(frame)
+            if event is None:
+                continue
+            self._signal = self.cursor.observe(event)
+            if isinstance(event, ToolCallsRequired):
+                if self.has_tool_handler and self._rounds >= self.max_tool_rounds:
+                    raise ToolCallLimitError(
+                        f"the flow still requests tools after {self.max_tool_rounds} round(s)",
+                        code="TOOL_CALL_LIMIT_CLIENT",
+                        execution_id=self.execution_id,
+                    )
+                event._resumer = self.resume
+            events.append(event)
+        return events
+
+    def resume(self, tool_results: list[dict[str, Any]]) -> None:
+        self.cursor.resume(tool_results)
+        self._rounds += 1
+        self._resumed = True
+
+    def stream_ended(self) -> None:
+        """The HTTP stream closed; without a terminal frame that is a lost run."""
+        if not self.stream_done:
+            raise APIConnectionError(
+                "the event stream ended before a terminal frame; the run was not re-sent",
+                code="STREAM_INCOMPLETE",
+                execution_id=self.execution_id,
+            )
+
+
+def completed_step(event: StreamEvent, *, has_tool_handler: bool) -> StepCompleted | None:
+    """The `steps()` view of an event: a `StepCompleted`, None to skip, or an error.
+
+    A failed step raises rather than ending the iteration early, so a caller
+    never mistakes a failed run for a shorter successful one.
+    """
+    from noukai_core._errors import FlowExecutionError
+
+    if isinstance(event, StepCompleted):
+        return event
+    if isinstance(event, StepFailed):
+        raise FlowExecutionError(
+            event.message, code=event.code or "STEP_FAILED", execution_id=event.execution_id
+        )
+    if isinstance(event, ToolCallsRequired) and not has_tool_handler and event._resumer is None:
+        raise FlowExecutionError(
+            "the flow paused for tool calls: pass tool_handler= to steps()",
+            code="TOOL_CALLS_REQUIRED",
+            execution_id=event.execution_id,
+        )
+    return None

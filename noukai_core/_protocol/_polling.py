@@ -1,0 +1,117 @@
+"""Job polling and live-trace resumption: the state, not the waiting.
+
+`JobPoller` interprets polls (a 404 shortly after submission is a queue race,
+reported as `pending`, contract §9.2) and says how long to sleep or that the
+budget is spent. `LiveTraceState` decodes a trace stream across reconnects:
+it remembers the last SSE id for `Last-Event-ID` and the events already
+yielded, so a reconnect never yields an event twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from noukai_core._config import FlowTarget
+from noukai_core._errors import APITimeoutError
+from noukai_core._models._events import FlowCompleted, StreamEvent
+from noukai_core._models._jobs import JobStatus
+from noukai_core._protocol._requests import get_spec
+from noukai_core._protocol._responses import parse_model, parse_stream_event
+from noukai_core._protocol._sse import SSEDecoder
+from noukai_core._protocol._wire import RawResponse, RequestSpec
+
+JOB_404_GRACE = 5.0
+
+
+class JobPoller:
+    def __init__(
+        self,
+        target: FlowTarget,
+        execution_id: str,
+        *,
+        submitted_at: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target = target
+        self.execution_id = execution_id
+        self.submitted_at = submitted_at
+        self.clock = clock
+
+    def spec(self, timeout: float | None) -> RequestSpec:
+        return get_spec(f"{self.target.base_path}/jobs/{self.execution_id}", timeout=timeout)
+
+    def interpret(self, response: RawResponse) -> JobStatus:
+        if (
+            response.status_code == 404
+            and self.submitted_at is not None
+            and self.clock() - self.submitted_at < JOB_404_GRACE
+        ):
+            return JobStatus(execution_id=self.execution_id, status="pending")
+        return parse_model(response, JobStatus)
+
+    def deadline(self, timeout: float) -> float:
+        return self.clock() + timeout
+
+    def sleep_before_next(self, deadline: float, poll_interval: float, last: JobStatus) -> float:
+        """Seconds to sleep before the next poll; raises when the budget is spent."""
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            raise APITimeoutError(
+                f"job {self.execution_id} still {last.status} when the wait ran out",
+                code="JOB_WAIT_TIMEOUT",
+                execution_id=self.execution_id,
+            )
+        return min(poll_interval, remaining)
+
+
+class LiveTraceState:
+    MAX_RECONNECTS = 5
+
+    def __init__(self, target: FlowTarget, execution_id: str) -> None:
+        self.target = target
+        self.execution_id = execution_id
+        self.last_event_id: str | None = None
+        self.finished = False
+        self._seen_ids: set[str] = set()
+        self._count = 0  # events yielded, for servers that send no ids
+        self._skip = 0
+        self._decoder = SSEDecoder()
+        self.failures = 0
+
+    def spec(self, timeout: float | None) -> RequestSpec:
+        headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+        path = f"{self.target.base_path}/runs/{self.execution_id}/trace/stream"
+        return RequestSpec("GET", path, headers=headers, timeout=timeout)
+
+    def connect(self) -> None:
+        """A new connection: fresh decoder; without ids, skip what was yielded."""
+        self._decoder = SSEDecoder()
+        self._skip = 0 if self.last_event_id else self._count
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for frame in self._decoder.feed(chunk):
+            if self.finished:
+                break
+            if frame.id is not None:
+                if frame.id in self._seen_ids:
+                    continue
+                self._seen_ids.add(frame.id)
+                self.last_event_id = frame.id
+            elif self._skip > 0:
+                self._skip -= 1
+                continue
+            event = parse_stream_event(frame)
+            if event is None:
+                continue
+            self._count += 1
+            self.failures = 0
+            if isinstance(event, FlowCompleted):
+                self.finished = True
+            events.append(event)
+        return events
+
+    def may_reconnect(self) -> bool:
+        self.failures += 1
+        return not self.finished and self.failures <= self.MAX_RECONNECTS

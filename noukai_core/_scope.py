@@ -1,0 +1,242 @@
+"""Session grouping and replay scopes: one `ContextVar`, capture or replay.
+
+Invariants:
+
+- one owned `ContextVar` holds the active `TraceScope`; sync and async clients
+  both read it, so a sync `Noukai` in a worker thread of an async request
+  (which copies the context) joins the request's scope and its cassette;
+- an inner scope joins the active one (same id, same mode) unless it asks for
+  a *different* replay session (`ValueError`); only the outermost scope sets
+  and resets the variable, in the same frame, and checks replay leftovers, so
+  a decorator under a middleware never forks a session or turns replay into
+  capture;
+- a programmatic scope given a replay id while `NOUKAI_REPLAY_ENABLED` is off
+  raises `ReplayDisabledError`; integrations instead drop a replay *header*
+  silently by asking `replay_enabled()` first;
+- the recorded session is fetched once per scope: at entry when a client (or
+  transport) is given, else by the first client call inside the scope.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import inspect
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast, overload
+
+from noukai_core._constants import REPLAY_ENABLED_ENV_VAR
+from noukai_core._errors import ReplayDisabledError
+from noukai_core._protocol._replay import ReplayCassette, parse_session
+from noukai_core._protocol._requests import canonical_session_uuid, session_spec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TRUE_VALUES = ("1", "true", "yes", "on")
+
+
+def replay_enabled() -> bool:
+    """True when `NOUKAI_REPLAY_ENABLED` is set to a true value (1/true/yes/on)."""
+    return os.environ.get(REPLAY_ENABLED_ENV_VAR, "").strip().lower() in _TRUE_VALUES
+
+
+class ScopeMode(str, enum.Enum):
+    """What a scope does with SDK calls: `normal` is reported outside any scope."""
+
+    NORMAL = "normal"
+    CAPTURE = "capture"
+    REPLAY = "replay"
+
+
+class TraceScope:
+    """An open session scope. Read `session_id` and `mode`; nothing else is needed."""
+
+    def __init__(self, session_id: str, mode: ScopeMode, cassette: ReplayCassette | None) -> None:
+        self.session_id = session_id
+        self.mode = mode
+        self.cassette = cassette
+        self._extra: dict[str, ReplayCassette] = {}
+        self._lock = threading.Lock()
+
+    def cassette_for(self, session_id: str) -> ReplayCassette:
+        """The cassette of an explicit `session_id=` inside a replay scope (one fetch each)."""
+        canonical = canonical_session_uuid(session_id)
+        if self.cassette is not None and canonical == self.cassette.session_id:
+            return self.cassette
+        with self._lock:
+            return self._extra.setdefault(canonical, ReplayCassette(canonical))
+
+    def __repr__(self) -> str:
+        return f"TraceScope(session_id={self.session_id!r}, mode={self.mode.value!r})"
+
+
+_ACTIVE: contextvars.ContextVar[TraceScope | None] = contextvars.ContextVar(
+    "noukai_trace_scope", default=None
+)
+
+
+def current_scope() -> TraceScope | None:
+    return _ACTIVE.get()
+
+
+def current_session_id() -> str | None:
+    """The session id of the active scope, or None outside any scope."""
+    scope = _ACTIVE.get()
+    return scope.session_id if scope is not None else None
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Which session a call belongs to, and whether it is served from a cassette.
+
+    Precedence: an explicit `session_id=` > the active scope > the client's
+    default. Inside a replay scope an explicit id replays *that* session.
+    """
+
+    session_id: str | None
+    cassette: ReplayCassette | None
+
+
+def plan_session(explicit: str | None, default: str | None) -> SessionPlan:
+    scope = _ACTIVE.get()
+    if explicit is not None:
+        if scope is not None and scope.mode is ScopeMode.REPLAY:
+            return SessionPlan(explicit, scope.cassette_for(explicit))
+        return SessionPlan(explicit, None)
+    if scope is not None:
+        return SessionPlan(scope.session_id, scope.cassette)
+    return SessionPlan(default, None)
+
+
+def _open(replay_session_id: str | None) -> TraceScope:
+    if replay_session_id is None:
+        return TraceScope(str(uuid.uuid4()), ScopeMode.CAPTURE, None)
+    if not replay_enabled():
+        raise ReplayDisabledError(
+            f"replay requested but {REPLAY_ENABLED_ENV_VAR} is not true",
+            code="REPLAY_DISABLED",
+        )
+    canonical = canonical_session_uuid(replay_session_id)
+    return TraceScope(canonical, ScopeMode.REPLAY, ReplayCassette(canonical))
+
+
+def _join(active: TraceScope, replay_session_id: str | None) -> TraceScope:
+    if replay_session_id is not None:
+        wanted = canonical_session_uuid(replay_session_id)
+        if active.mode is not ScopeMode.REPLAY or active.session_id != wanted:
+            raise ValueError(
+                f"cannot open replay session {wanted} inside active {active.mode.value} "
+                f"session {active.session_id}"
+            )
+    return active
+
+
+def _sender(client: Any, transport: Any) -> Any:
+    if transport is not None:
+        return transport
+    if client is not None:
+        return client._transport
+    return None
+
+
+@asynccontextmanager
+async def trace_scope(
+    *,
+    replay_session_id: str | None = None,
+    transport: Any = None,
+    client: Any = None,
+) -> AsyncIterator[TraceScope]:
+    """Group every SDK call inside under one session; replay one if asked.
+
+    `client=` (or the reference's `transport=client._transport`) lets a replay
+    scope fetch its session at entry; without it the first call fetches.
+    """
+    active = _ACTIVE.get()
+    if active is not None:
+        yield _join(active, replay_session_id)
+        return
+    scope = _open(replay_session_id)
+    sender = _sender(client, transport)
+    if scope.cassette is not None and sender is not None:
+        response = sender.send(session_spec(scope.cassette.session_id))
+        if inspect.isawaitable(response):
+            response = await response
+        scope.cassette.load(parse_session(response))
+    token = _ACTIVE.set(scope)
+    try:
+        yield scope
+    finally:
+        _ACTIVE.reset(token)
+    if scope.cassette is not None:
+        scope.cassette.check_leftovers()
+
+
+@contextmanager
+def trace_scope_sync(
+    *,
+    replay_session_id: str | None = None,
+    transport: Any = None,
+    client: Any = None,
+) -> Iterator[TraceScope]:
+    """The sync twin of `trace_scope` (same arguments, same scope object)."""
+    active = _ACTIVE.get()
+    if active is not None:
+        yield _join(active, replay_session_id)
+        return
+    scope = _open(replay_session_id)
+    sender = _sender(client, transport)
+    if (
+        scope.cassette is not None
+        and sender is not None
+        and not inspect.iscoroutinefunction(sender.send)
+    ):
+        scope.cassette.load(parse_session(sender.send(session_spec(scope.cassette.session_id))))
+    token = _ACTIVE.set(scope)
+    try:
+        yield scope
+    finally:
+        _ACTIVE.reset(token)
+    if scope.cassette is not None:
+        scope.cassette.check_leftovers()
+
+
+@overload
+def trace(func: F, /) -> F: ...
+@overload
+def trace(*, client: Any = None) -> Callable[[F], F]: ...
+def trace(func: F | None = None, /, *, client: Any = None) -> F | Callable[[F], F]:
+    """Run the decorated function (sync or async) inside a session scope.
+
+    Use as `@trace` or `@trace(client=...)`. Under an active scope (a
+    middleware's) it joins it instead of opening a second one.
+    """
+
+    def decorate(fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with trace_scope(client=client):
+                    return await cast(Callable[..., Awaitable[Any]], fn)(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with trace_scope_sync(client=client):
+                return fn(*args, **kwargs)
+
+        return cast(F, sync_wrapper)
+
+    return decorate(func) if func is not None else decorate
+
+
+replay = trace
+replay_scope = trace_scope
+replay_scope_sync = trace_scope_sync

@@ -1,0 +1,182 @@
+"""What the sync and async transports share: headers, URLs, logging, error translation."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from noukai_core._constants import (
+    API_VERSION,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_KEEPALIVE,
+    HEADER_IDEMPOTENCY_KEY,
+)
+from noukai_core._errors import APIConnectionError, APITimeoutError, NoukaiError
+from noukai_core._protocol._retry import Failure
+from noukai_core._protocol._wire import RequestSpec
+from noukai_core._version import __version__
+
+LogHandler = Callable[[dict[str, Any]], None]
+
+USER_AGENT = (
+    f"noukai-python/{__version__} (httpx/{httpx.__version__}; "
+    f"python/{platform.python_version()}; {platform.system() or 'unknown'})"
+)
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    base_url: str
+    api_key: str
+    timeout: float
+    max_retries: int
+    log_handler: LogHandler | None = None
+    log_payloads: bool = False
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+
+    def __repr__(self) -> str:
+        # The key never appears in a repr (issue 5 item 10).
+        return f"TransportSettings(base_url={self.base_url!r}, timeout={self.timeout!r})"
+
+
+def limits(settings: TransportSettings) -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=DEFAULT_MAX_KEEPALIVE,
+    )
+
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient, settings: TransportSettings, spec: RequestSpec
+) -> httpx.Request:
+    headers = {
+        "Authorization": f"Bearer {settings.api_key}",
+        "X-Noukai-API-Version": API_VERSION,
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+        **spec.headers,
+    }
+    if spec.idempotency_key:
+        headers[HEADER_IDEMPOTENCY_KEY] = spec.idempotency_key
+    seconds = spec.timeout if spec.timeout is not None else settings.timeout
+    return client.build_request(
+        spec.method,
+        settings.base_url + spec.path,
+        json=spec.json if spec.method != "GET" else None,
+        params=dict(spec.params) or None,
+        headers=headers,
+        timeout=httpx.Timeout(seconds),
+    )
+
+
+def lower_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {key.lower(): value for key, value in headers.items()}
+
+
+def classify(exc: httpx.TransportError) -> Failure:
+    """Could the server have seen this request? Only connect-phase failures say no."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return Failure.NOT_SENT
+    return Failure.LOST
+
+
+def connection_error(exc: httpx.TransportError, spec: RequestSpec) -> NoukaiError:
+    kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    what = "timed out" if kind is APITimeoutError else "failed"
+    sent = "" if classify(exc) is Failure.NOT_SENT else " after the request was sent"
+    return kind(
+        f"{spec.method} {spec.path} {what}{sent} ({type(exc).__name__})",
+        code="TIMEOUT" if kind is APITimeoutError else "CONNECTION_ERROR",
+        idempotency_key=spec.idempotency_key,
+    )
+
+
+def stream_error(exc: httpx.TransportError, spec: RequestSpec) -> NoukaiError:
+    kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    return kind(
+        f"the stream of {spec.method} {spec.path} broke off ({type(exc).__name__}); "
+        "it is not re-sent",
+        code="TIMEOUT" if kind is APITimeoutError else "STREAM_INTERRUPTED",
+        idempotency_key=spec.idempotency_key,
+    )
+
+
+def _body_for_log(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace")
+
+
+class Logger:
+    """Builds the structured log events of 002 ("Logging"); never includes headers."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.handler = settings.log_handler
+        self.payloads = settings.log_payloads
+
+    def request(self, spec: RequestSpec, attempt: int) -> None:
+        if self.handler is None:
+            return
+        event: dict[str, Any] = {
+            "phase": "request",
+            "method": spec.method,
+            "path": spec.path,
+            "attempt": attempt,
+            "status_code": None,
+            "request_id": None,
+        }
+        if self.payloads and spec.json is not None:
+            event["request_body"] = spec.json
+        self.handler(event)
+
+    def response(
+        self,
+        spec: RequestSpec,
+        attempt: int,
+        status_code: int,
+        request_id: str | None,
+        content: bytes | None,
+    ) -> None:
+        if self.handler is None:
+            return
+        event: dict[str, Any] = {
+            "phase": "response",
+            "method": spec.method,
+            "path": spec.path,
+            "attempt": attempt,
+            "status_code": status_code,
+            "request_id": request_id,
+        }
+        if self.payloads and content is not None:
+            event["response_body"] = _body_for_log(content)
+        self.handler(event)
+
+    def retry(
+        self,
+        spec: RequestSpec,
+        attempt: int,
+        delay: float,
+        status_code: int | None,
+        request_id: str | None,
+        reason: str,
+    ) -> None:
+        if self.handler is None:
+            return
+        self.handler(
+            {
+                "phase": "retry",
+                "method": spec.method,
+                "path": spec.path,
+                "attempt": attempt,
+                "status_code": status_code,
+                "request_id": request_id,
+                "delay": delay,
+                "reason": reason,
+            }
+        )

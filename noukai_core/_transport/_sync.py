@@ -1,0 +1,118 @@
+"""The blocking transport: retries, timeouts, headers and logging over `httpx.Client`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from noukai_core._errors import error_from_response
+from noukai_core._protocol._retry import retry_delay
+from noukai_core._protocol._wire import RawResponse, RequestSpec
+from noukai_core._transport._common import (
+    Logger,
+    TransportSettings,
+    build_request,
+    classify,
+    connection_error,
+    limits,
+    lower_headers,
+    stream_error,
+)
+
+
+class SyncTransport:
+    """Safe to share across threads: `httpx.Client` is, and nothing here mutates."""
+
+    def __init__(
+        self, settings: TransportSettings, http_client: httpx.Client | None = None
+    ) -> None:
+        self.settings = settings
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.Client(
+            limits=limits(settings), timeout=settings.timeout
+        )
+        self._log = Logger(settings)
+
+    def _open(self, spec: RequestSpec, *, stream: bool) -> tuple[httpx.Response, int]:
+        """Send with retries; returns the accepted response (maybe an error status)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self._log.request(spec, attempt)
+            request = build_request(self._client, self.settings, spec)
+            try:
+                response = self._client.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                delay = retry_delay(spec, attempt, self.settings.max_retries, failure=classify(exc))
+                if delay is None:
+                    raise connection_error(exc, spec) from None
+                self._log.retry(spec, attempt, delay, None, None, type(exc).__name__)
+                time.sleep(delay)
+                continue
+            headers = lower_headers(response.headers)
+            if response.status_code >= 400:
+                delay = retry_delay(
+                    spec,
+                    attempt,
+                    self.settings.max_retries,
+                    status_code=response.status_code,
+                    headers=headers,
+                )
+                if delay is not None:
+                    response.close()
+                    self._log.response(
+                        spec, attempt, response.status_code, headers.get("x-request-id"), None
+                    )
+                    self._log.retry(
+                        spec,
+                        attempt,
+                        delay,
+                        response.status_code,
+                        headers.get("x-request-id"),
+                        "status",
+                    )
+                    time.sleep(delay)
+                    continue
+            return response, attempt
+
+    def send(self, spec: RequestSpec) -> RawResponse:
+        response, attempt = self._open(spec, stream=False)
+        raw = RawResponse(response.status_code, lower_headers(response.headers), response.content)
+        self._log.response(spec, attempt, raw.status_code, raw.request_id, raw.content)
+        return raw
+
+    @contextmanager
+    def stream(self, spec: RequestSpec) -> Iterator[Iterator[bytes]]:
+        """Open a streamed response; yields its byte chunks; always closes it."""
+        response, attempt = self._open(spec, stream=True)
+        try:
+            headers = lower_headers(response.headers)
+            if response.status_code >= 400:
+                try:
+                    content = response.read()
+                except httpx.TransportError as exc:
+                    raise connection_error(exc, spec) from None
+                self._log.response(
+                    spec, attempt, response.status_code, headers.get("x-request-id"), content
+                )
+                raise error_from_response(response.status_code, headers, content)
+            self._log.response(
+                spec, attempt, response.status_code, headers.get("x-request-id"), None
+            )
+            yield self._chunks(response, spec)
+        finally:
+            response.close()
+
+    @staticmethod
+    def _chunks(response: httpx.Response, spec: RequestSpec) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise stream_error(exc, spec) from None
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()

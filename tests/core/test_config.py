@@ -1,0 +1,154 @@
+"""Client configuration and flow identifiers, checked before any request."""
+
+from __future__ import annotations
+
+import pytest
+
+import noukai_core as nk
+
+KEY = "nk_test_key_123"
+
+
+def test_missing_key_raises_authentication_error_at_construction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NOUKAI_API_KEY", raising=False)
+    with pytest.raises(nk.AuthenticationError):
+        nk.Noukai()
+    with pytest.raises(nk.AuthenticationError):
+        nk.AsyncNoukai()
+
+
+def test_key_without_prefix_is_rejected_without_echoing_it() -> None:
+    with pytest.raises(nk.AuthenticationError) as info:
+        nk.Noukai(api_key="sk_secret_value")
+    assert "sk_secret_value" not in str(info.value)
+
+
+def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOUKAI_API_KEY", KEY)
+    with nk.Noukai() as client:
+        assert KEY not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "expected"),
+    [
+        ({}, {}, "https://api.noukai.xyz/api/v1"),
+        ({"env": "dev"}, {}, "http://localhost:8080/api/v1"),
+        ({"env": "development"}, {}, "http://localhost:8080/api/v1"),
+        ({}, {"NOUKAI_ENV": "dev"}, "http://localhost:8080/api/v1"),
+        ({}, {"NOUKAI_BASE_URL": "http://127.0.0.1:9/api/v1/"}, "http://127.0.0.1:9/api/v1"),
+        (
+            {"env": "production"},
+            {"NOUKAI_BASE_URL": "http://x:1/api/v1"},
+            "https://api.noukai.xyz/api/v1",
+        ),
+        ({}, {"NOUKAI_BASE_URL": "http://x:1/a", "NOUKAI_ENV": "dev"}, "http://x:1/a"),
+        ({"base_url": "http://gw:2/api/v1", "env": "dev"}, {}, "http://gw:2/api/v1"),
+    ],
+)
+def test_base_url_precedence(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, str], env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert nk.Noukai(api_key=KEY, **kwargs).base_url == expected
+
+
+def test_unknown_env_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="staging"):
+        nk.Noukai(api_key=KEY, env="staging")
+
+
+def test_org_and_project_go_together() -> None:
+    with pytest.raises(ValueError):
+        nk.Noukai(api_key=KEY, org="acme")
+    with pytest.raises(ValueError):
+        nk.AsyncNoukai(api_key=KEY, project="p")
+    client = nk.Noukai(api_key=KEY, org="acme", project="spelling")
+    assert (client.default_org, client.default_project) == ("acme", "spelling")
+
+
+def test_flow_identifier_forms() -> None:
+    client = nk.Noukai(api_key=KEY, org="acme", project="spelling")
+    for flow in (
+        client.flow("grade-3"),
+        client.flow("acme/spelling/grade-3"),
+        client.flow({"org": "acme", "project": "spelling", "slug": "grade-3"}),
+        client.flow(org="acme", project="spelling", slug="grade-3"),
+        client.flow(slug="grade-3"),
+    ):
+        assert (flow.org, flow.project, flow.slug) == ("acme", "spelling", "grade-3")
+    other = client.flow("other/x/grade-3")
+    assert (other.org, other.project) == ("other", "x")
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a/b/c/d", "..", ".", "has space", "", "x/../y"])
+def test_bad_identifiers_are_value_errors(bad: str) -> None:
+    client = nk.Noukai(api_key=KEY, org="acme", project="p")
+    with pytest.raises(ValueError):
+        client.flow(bad)
+
+
+def test_short_slug_without_defaults_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="defaults"):
+        nk.Noukai(api_key=KEY).flow("grade-3")
+
+
+def test_async_flow_is_a_plain_method() -> None:
+    flow = nk.AsyncNoukai(api_key=KEY).flow("a/b/c")
+    assert isinstance(flow, nk.AsyncFlow)
+
+
+@pytest.mark.parametrize("version", ["main", -1, 1.5, True, None])
+def test_invalid_versions_are_value_errors(version: object) -> None:
+    flow = nk.Noukai(api_key=KEY).flow("a/b/c")
+    with pytest.raises(ValueError):
+        flow.execute(message="x", version=version)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", ["draft", 0])
+def test_streams_refuse_the_draft(version: object) -> None:
+    flow = nk.Noukai(api_key=KEY).flow("a/b/c")
+    with pytest.raises(ValueError, match="draft"):
+        flow.events(message="x", version=version)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="draft"):
+        nk.AsyncNoukai(api_key=KEY).flow("a/b/c").steps(message="x", version=version)  # type: ignore[arg-type]
+
+
+def test_message_and_messages_together_fail_before_any_request() -> None:
+    # The base URL points at a closed port: a request would be a connection error.
+    flow = nk.Noukai(api_key=KEY, base_url="http://127.0.0.1:9/api/v1").flow("a/b/c")
+    with pytest.raises(ValueError, match="message"):
+        flow.execute(message="hi", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_limits_on_attachments_and_tools() -> None:
+    flow = nk.Noukai(api_key=KEY, base_url="http://127.0.0.1:9/api/v1").flow("a/b/c")
+    with pytest.raises(ValueError, match="attachments"):
+        flow.execute(message="x", attachments=[{"url": "https://x/a.png"}] * 11)
+    tool = {"type": "function", "function": {"name": "t"}}
+    with pytest.raises(ValueError, match="tools"):
+        flow.execute(message="x", tools=[tool] * 65)
+
+
+def test_sync_flow_refuses_a_coroutine_tool_handler() -> None:
+    async def handler(calls: list[dict[str, object]]) -> list[dict[str, object]]:
+        return []
+
+    flow = nk.Noukai(api_key=KEY, base_url="http://127.0.0.1:9/api/v1").flow("a/b/c")
+    with pytest.raises(TypeError, match="AsyncNoukai"):
+        flow.execute(message="x", tool_handler=handler)  # type: ignore[arg-type]
+
+
+def test_close_twice_is_safe() -> None:
+    client = nk.Noukai(api_key=KEY)
+    client.close()
+    client.close()
+
+
+async def test_aclose_twice_is_safe() -> None:
+    client = nk.AsyncNoukai(api_key=KEY)
+    await client.aclose()
+    await client.aclose()
