@@ -6,9 +6,10 @@ and Django integrations only translate their request and response objects:
 - `encode_event` / `encode_comment` / `SSE_HEADERS`: how an SSE frame is written;
 - `EventPolicy`: which events and fields a browser may see;
 - `BrowserInputPolicy`: which request fields a browser may set;
-- `replay_enabled` / `replay_session_id`: whether a replay header is honoured;
+- `replay_session_id`: whether a replay header is honoured, and for which session;
 - `replay_error_response` / `upstream_error_response`: the status and JSON
-  body a browser gets for an error.
+  body a browser gets for an error;
+- `STREAM_SCRIPT_PATH`: the dependency-free JavaScript client module.
 
 Nothing here imports a web framework (checked by a test).
 """
@@ -20,25 +21,26 @@ from noukai_core.web._policy import (
     DEFAULT_FORWARDED_EVENTS,
     EventPolicy,
 )
-from noukai_core.web._replay_header import (
-    InvalidReplayHeader,
-    replay_enabled,
-    replay_session_id,
-)
+from noukai_core.web._replay_header import InvalidReplayHeader, replay_session_id
+from noukai_core.web._script import STREAM_SCRIPT_PATH
 from noukai_core.web._sse import SSE_HEADERS, encode_comment, encode_event, encode_json
+from noukai_core.web._status import ErrorResponse, replay_error_response, upstream_error_response
 
 __all__ = [
     "ALL_EVENTS",
     "DEFAULT_DROPPED_FIELDS",
     "DEFAULT_FORWARDED_EVENTS",
     "SSE_HEADERS",
+    "STREAM_SCRIPT_PATH",
     "BrowserInputError",
     "BrowserInputPolicy",
+    "ErrorResponse",
     "EventPolicy",
     "InvalidReplayHeader",
     "encode_comment",
     "encode_event",
     "encode_json",
-    "replay_enabled",
+    "replay_error_response",
     "replay_session_id",
+    "upstream_error_response",
 ]

@@ -11,12 +11,9 @@ goes near a URL.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Mapping
 
-#: Values of the gate variable that turn replay on (case-insensitive).
-_TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+from noukai_core import replay_enabled
 
 
 class InvalidReplayHeader(ValueError):
@@ -25,23 +22,17 @@ class InvalidReplayHeader(ValueError):
     code = "INVALID_SESSION_ID"
 
 
-def replay_enabled(environ: Mapping[str, str] | None = None, *, var: str) -> bool:
-    """Whether the replay gate variable `var` is set to a true value.
-
-    Read on every request (not once at import) so a test or an operator can
-    flip it without reloading modules.
-    """
-    env = os.environ if environ is None else environ
-    return env.get(var, "").strip().lower() in _TRUE_VALUES
-
-
-def replay_session_id(header_value: str | None, *, enabled: bool) -> str | None:
+def replay_session_id(header_value: str | None, *, enabled: bool | None = None) -> str | None:
     """The session to replay for a request, or `None` for a normal (capture) request.
 
+    `enabled` defaults to `noukai_core.replay_enabled()`, read on every call
+    (not once at import) so an operator or a test can flip the gate.
     `None` when the gate is off or the header is absent or blank. Otherwise
     the canonical lowercase UUID string; raises `InvalidReplayHeader` when the
     value is not a UUID.
     """
+    if enabled is None:
+        enabled = replay_enabled()
     if not enabled or header_value is None or not header_value.strip():
         return None
     text = header_value.strip()

@@ -9,15 +9,18 @@ EXPECTED = [
     "DEFAULT_DROPPED_FIELDS",
     "DEFAULT_FORWARDED_EVENTS",
     "SSE_HEADERS",
+    "STREAM_SCRIPT_PATH",
     "BrowserInputError",
     "BrowserInputPolicy",
+    "ErrorResponse",
     "EventPolicy",
     "InvalidReplayHeader",
     "encode_comment",
     "encode_event",
     "encode_json",
-    "replay_enabled",
+    "replay_error_response",
     "replay_session_id",
+    "upstream_error_response",
 ]
 
 
