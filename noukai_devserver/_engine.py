@@ -1,0 +1,410 @@
+"""The engine: runs one top-level block of a run as an async generator of events.
+
+Each yielded event is a wire payload (camelCase, `eventType`, `executionId`),
+already appended to the run's event log. A block's events end with exactly one
+of `step_completed`, `step_error` or `step_paused_for_tool_calls`; inner loop
+blocks only produce drop-safe `step_progress` events, so a client counting
+`step_completed` frames counts top-level blocks (contract §7.1).
+
+Every attempt of every block (and loop index) is written to `attempts` with
+its timings, tokens, cost and capture-filtered snapshots. A cancelled block
+(client gone, shutdown) records its attempt as failed with code `CANCELLED`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from . import _store as db
+from ._capture import as_context, snapshot
+from ._flows import Block, render
+from ._models import SLOW_MODELS, ModelFailure, ModelRequest, complete, cost_usd, money
+from ._runs import Balances, Runs, RunState, utc_now
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    slow_seconds: float = 2.0
+    stream_delay: float = 0.05
+    snapshot_limit: int = 256 * 1024
+    iteration_cap: int = 20
+
+
+@dataclass
+class Resume:
+    """A tool resume: the block's conversation with the caller's tool results."""
+
+    conversation: list[dict[str, Any]]
+    iterations: int
+
+
+@dataclass
+class _Usage:
+    prompt: int = 0
+    completion: int = 0
+    cost: Decimal = Decimal(0)
+
+    def tokens(self) -> dict[str, int]:
+        return {"prompt": self.prompt, "completion": self.completion,
+                "total": self.prompt + self.completion}
+
+
+class BlockFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_OVERRIDABLE = {"model": "model", "system": "system", "prompt": "prompt", "stream": "stream"}
+
+
+def apply_overrides(block: Block, overrides: Any) -> Block:
+    """`blockOverrides[stepId]`: known keys replace block fields; others are options."""
+    if not isinstance(overrides, dict) or not overrides:
+        return block
+    changes: dict[str, Any] = {}
+    options = dict(block.options)
+    for key, value in overrides.items():
+        attr = _OVERRIDABLE.get(key)
+        wanted = bool if attr == "stream" else str
+        if attr and isinstance(value, wanted):
+            changes[attr] = value
+        else:
+            options[key] = value
+    return dataclasses.replace(block, options=options, **changes)
+
+
+class Engine:
+    def __init__(self, runs: Runs, balances: Balances, options: EngineOptions) -> None:
+        self.runs = runs
+        self.balances = balances
+        self.options = options
+
+    # -- helpers -------------------------------------------------------------
+    def emit(self, run: RunState, payload: dict[str, Any]) -> dict[str, Any]:
+        payload = {"eventType": payload.pop("eventType"), "executionId": run.id, **payload}
+        self.runs.record(run, payload)
+        return payload
+
+    def _context(self, run: RunState, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctx: dict[str, Any] = dict(run.outputs)
+        ctx.update({"steps": dict(run.outputs), "message": run.inputs.get("message") or "",
+                    "parameters": run.inputs.get("parameters") or {}})
+        overrides = run.inputs.get("inputOverrides") or {}
+        ctx.update({k: v for k, v in overrides.items() if not isinstance(v, dict)})
+        if extra:
+            ctx.update(extra)
+        return ctx
+
+    def _next_attempt(self, run: RunState, key: str) -> int:
+        counts = run.meta.setdefault("attempts", {})
+        counts[key] = int(counts.get(key, 0)) + 1
+        return int(counts[key])
+
+    def _write_attempt(self, run: RunState, block: Block, loop_index: int | None,
+                       attempt: int, status: str, *, order: int, started_at: str,
+                       t0: float, model: str | None, usage: _Usage | None,
+                       input_data: Any, output: Any = None,
+                       error: dict[str, Any] | None = None) -> None:
+        if run.capture == "off":
+            return
+        limit = self.options.snapshot_limit
+        inp, in_size, cut_in = snapshot(as_context(input_data), run.capture, is_input=True,
+                                        limit=limit)
+        out, out_size, cut_out = snapshot(output, run.capture, is_input=False, limit=limit)
+        done = status != "running"
+        row = {
+            "run_id": run.id, "akey": f"{block.id}|{loop_index}|{attempt}", "ord": order,
+            "step_id": block.id, "top_level": int(loop_index is None), "loop_index": loop_index,
+            "attempt": attempt, "status": status, "started_at": started_at,
+            "completed_at": utc_now() if done else None,
+            "duration_ms": int((time.monotonic() - t0) * 1000) if done else None,
+            "model": model,
+            "prompt_tokens": usage.prompt if usage else None,
+            "completion_tokens": usage.completion if usage else None,
+            "total_tokens": (usage.prompt + usage.completion) if usage else None,
+            "cost": money(usage.cost) if usage else None,
+            "input_json": inp, "output_json": out,
+            "error_json": error if run.capture != "off" else None,
+            "input_size": in_size, "output_size": out_size if output is not None else None,
+            "truncated": int(cut_in or cut_out),
+        }
+        self.runs.store.submit(db.insert, "attempts", row)
+
+    def _order(self, run: RunState) -> int:
+        run.meta["ord"] = int(run.meta.get("ord", 0)) + 1
+        return int(run.meta["ord"])
+
+    # -- one model call ---------------------------------------------------------
+    async def _model_call(self, run: RunState, block: Block, conversation: list[dict[str, Any]],
+                          tools: list[dict[str, Any]], attempt: int) -> Any:
+        if block.model in SLOW_MODELS:
+            await asyncio.sleep(self.options.slow_seconds)
+        request = ModelRequest(
+            model=block.model, system=block.system, conversation=conversation,
+            caller_text=str(run.inputs.get("callerText") or ""), tools=tools,
+            tool_choice=run.inputs.get("toolChoice"), attempt=attempt,
+            fail_times=block.fail_times, id_seed=f"{run.id}:{block.id}",
+        )
+        return complete(request)
+
+    def _conversation(self, run: RunState, prompt: str) -> list[dict[str, Any]]:
+        history = run.inputs.get("messages") or []
+        if history:
+            return [*history[:-1], {"role": "user", "content": prompt}]
+        return [{"role": "user", "content": prompt}]
+
+    # -- public: one top-level block -------------------------------------------
+    async def run_block(self, run: RunState, index: int,
+                        resume: Resume | None = None) -> AsyncIterator[dict[str, Any]]:
+        block = apply_overrides(run.flow.blocks[index],
+                                (run.inputs.get("blockOverrides") or {}).get(
+                                    run.flow.blocks[index].id))
+        if resume is None:
+            yield self.emit(run, {"eventType": "step_started", "stepId": block.id,
+                                  "name": block.name, "stepIndex": index})
+        if block.type == "llm":
+            async for event in self._run_llm(run, block, index, resume):
+                yield event
+        else:
+            async for event in self._run_plain(run, block, index):
+                yield event
+
+    async def _run_plain(self, run: RunState, block: Block,
+                         index: int) -> AsyncIterator[dict[str, Any]]:
+        t0 = time.monotonic()
+        usage = _Usage()
+        ctx = self._context(run, (run.inputs.get("inputOverrides") or {}).get(block.id))
+        input_data = {"template": block.template} if block.type == "template" else {
+            "over": block.over}
+        yield self.emit(run, {"eventType": "step_input", "stepId": block.id,
+                              "inputData": input_data})
+        attempt = self._next_attempt(run, f"{block.id}|None")
+        order, started = self._order(run), utc_now()
+        self._write_attempt(run, block, None, attempt, "running", order=order,
+                            started_at=started, t0=t0, model=None, usage=None,
+                            input_data=input_data)
+        try:
+            if block.type == "template":
+                output = render(block.template, ctx)
+            else:
+                output = None
+                async for item in self._run_loop(run, block, ctx, usage):
+                    if isinstance(item, _LoopResult):
+                        output = item.value
+                    else:
+                        yield item
+        except BlockFailed as failure:
+            err = {"code": failure.code, "message": failure.message}
+            self._write_attempt(run, block, None, attempt, "failed", order=order,
+                                started_at=started, t0=t0, model=None, usage=None,
+                                input_data=input_data, error=err)
+            yield self.emit(run, {"eventType": "step_error", "stepId": block.id,
+                                  "name": block.name, "stepIndex": index, "error": err})
+            return
+        except asyncio.CancelledError:
+            self._write_attempt(run, block, None, attempt, "failed", order=order,
+                                started_at=started, t0=t0, model=None, usage=None,
+                                input_data=input_data,
+                                error={"code": "CANCELLED", "message": "run cancelled"})
+            raise
+        has_llm = usage.prompt + usage.completion > 0
+        self._write_attempt(run, block, None, attempt, "completed", order=order,
+                            started_at=started, t0=t0, model=None,
+                            usage=usage if has_llm else None, input_data=input_data,
+                            output=output)
+        yield self._completed(run, block, index, output, t0, usage if has_llm else None)
+
+    def _completed(self, run: RunState, block: Block, index: int, output: Any, t0: float,
+                   usage: _Usage | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "eventType": "step_completed", "stepId": block.id, "name": block.name,
+            "stepIndex": index, "output": output,
+            "durationMs": int((time.monotonic() - t0) * 1000),
+        }
+        if usage is not None:
+            payload["tokens"] = usage.tokens()
+            payload["costUsd"] = money(usage.cost)
+            run.tokens_total += usage.prompt + usage.completion
+            run.cost += usage.cost
+            self.balances.charge(run.org, usage.cost)
+        return self.emit(run, payload)
+
+    # -- llm blocks --------------------------------------------------------------
+    async def _run_llm(self, run: RunState, block: Block, index: int,
+                       resume: Resume | None) -> AsyncIterator[dict[str, Any]]:
+        ctx = self._context(run, (run.inputs.get("inputOverrides") or {}).get(block.id))
+        prompt = render(block.prompt, ctx)
+        prompt = prompt if isinstance(prompt, str) else ("" if prompt is None else str(prompt))
+        tools = list(run.inputs.get("tools") or []) if block.tools else []
+        t0 = time.monotonic()
+        attempt: int | None = None
+        if resume is None:
+            input_data = {"model": block.model, "system": block.system, "prompt": prompt}
+            yield self.emit(run, {"eventType": "step_input", "stepId": block.id,
+                                  "inputData": input_data})
+            conversation = self._conversation(run, prompt)
+            iterations, usage = 0, _Usage()
+        else:
+            pause = run.meta.get("pause") or {}
+            input_data = pause.get("inputData") or {"model": block.model, "prompt": prompt}
+            conversation, iterations = resume.conversation, resume.iterations
+            usage = _Usage(int(pause.get("prompt", 0)), int(pause.get("completion", 0)),
+                           Decimal(str(pause.get("cost", "0"))))
+            attempt = int(pause.get("attempt", 1))
+            order, started = int(pause.get("order", self._order(run))), str(
+                pause.get("startedAt", utc_now()))
+        while True:
+            if attempt is None:
+                attempt = self._next_attempt(run, f"{block.id}|None")
+                order, started = self._order(run), utc_now()
+                self._write_attempt(run, block, None, attempt, "running", order=order,
+                                    started_at=started, t0=t0, model=block.model, usage=None,
+                                    input_data=input_data)
+            try:
+                reply = await self._model_call(run, block, conversation, tools, attempt)
+            except ModelFailure as failure:
+                err = {"code": failure.code, "message": failure.message}
+                self._write_attempt(run, block, None, attempt, "failed", order=order,
+                                    started_at=started, t0=t0, model=block.model,
+                                    usage=None, input_data=input_data, error=err)
+                if attempt < block.retry.max_attempts:
+                    yield self.emit(run, {"eventType": "step_progress", "stepId": block.id,
+                                          "attempt": attempt, "status": "retrying",
+                                          "error": err})
+                    await asyncio.sleep(block.retry.backoff_seconds)
+                    attempt = None
+                    continue
+                yield self.emit(run, {"eventType": "step_error", "stepId": block.id,
+                                      "name": block.name, "stepIndex": index,
+                                      "attempt": attempt, "error": err})
+                return
+            except asyncio.CancelledError:
+                self._write_attempt(run, block, None, attempt, "failed", order=order,
+                                    started_at=started, t0=t0, model=block.model, usage=usage,
+                                    input_data=input_data,
+                                    error={"code": "CANCELLED", "message": "run cancelled"})
+                raise
+            iterations += 1
+            usage.prompt += reply.prompt_tokens
+            usage.completion += reply.completion_tokens
+            usage.cost += cost_usd(block.model, reply.prompt_tokens, reply.completion_tokens)
+            if reply.tool_calls:
+                conversation = [*conversation,
+                                {"role": "assistant", "content": None,
+                                 "toolCalls": reply.tool_calls}]
+                run.iterations = iterations
+                run.meta["pause"] = {
+                    "ids": [c["id"] for c in reply.tool_calls], "attempt": attempt,
+                    "order": order, "startedAt": started, "prompt": usage.prompt,
+                    "completion": usage.completion, "cost": money(usage.cost),
+                    "inputData": input_data,
+                }
+                yield self.emit(run, {
+                    "eventType": "step_paused_for_tool_calls", "runId": run.id,
+                    "stepId": block.id, "name": block.name, "stepIndex": index,
+                    "iterationsUsed": iterations, "toolCallMessages": conversation,
+                    "toolCalls": reply.tool_calls, "accumulatedOutputs": dict(run.outputs),
+                })
+                return
+            run.meta.pop("pause", None)
+            output = {block.output_key: reply.text}
+            if block.stream:
+                async for event in self._stream_chunks(run, block, str(reply.text)):
+                    yield event
+            self._write_attempt(run, block, None, attempt, "completed", order=order,
+                                started_at=started, t0=t0, model=block.model, usage=usage,
+                                input_data=input_data, output=output)
+            yield self._completed(run, block, index, output, t0, usage)
+            return
+
+    async def _stream_chunks(self, run: RunState, block: Block,
+                             text: str) -> AsyncIterator[dict[str, Any]]:
+        """Partial output, sentence by sentence (several `step_output` events)."""
+        pieces = [p for p in text.replace(". ", ".\n").split("\n") if p]
+        partial = ""
+        for piece in pieces:
+            partial = f"{partial} {piece}".strip()
+            yield self.emit(run, {"eventType": "step_output", "stepId": block.id,
+                                  "outputData": {block.output_key: partial}, "partial": True})
+            await asyncio.sleep(self.options.stream_delay)
+
+    # -- loops ---------------------------------------------------------------------
+    async def _run_loop(self, run: RunState, block: Block, ctx: dict[str, Any],
+                        usage: _Usage) -> AsyncIterator[dict[str, Any] | _LoopResult]:
+        items = render(block.over, ctx)
+        if isinstance(items, str):
+            items = [part.strip() for part in items.split(",") if part.strip()]
+        if not isinstance(items, list) or not items:
+            items = list(block.default_items)
+        overrides = run.inputs.get("blockOverrides") or {}
+        results: list[Any] = []
+        for loop_index, item in enumerate(items):
+            inner_ctx = {**ctx, "item": item, "loop": {"index": loop_index}}
+            last: Any = None
+            for inner in block.blocks:
+                inner = apply_overrides(inner, overrides.get(inner.id))
+                last = await self._inner(run, inner, loop_index, inner_ctx, usage)
+                inner_ctx[inner.id] = last
+                yield self.emit(run, {"eventType": "step_progress", "stepId": inner.id,
+                                      "parentStepId": block.id, "loopIndex": loop_index,
+                                      "output": last})
+            results.append(last)
+        yield _LoopResult({"items": results})
+
+    async def _inner(self, run: RunState, block: Block, loop_index: int,
+                     ctx: dict[str, Any], usage: _Usage) -> Any:
+        """One inner block of a loop iteration, with retries; raises BlockFailed."""
+        while True:
+            t0, started, order = time.monotonic(), utc_now(), self._order(run)
+            attempt = self._next_attempt(run, f"{block.id}|{loop_index}")
+            rendered = render(block.prompt if block.type == "llm" else block.template, ctx)
+            input_data = {"item": ctx.get("item"), "loopIndex": loop_index, "input": rendered}
+            model = block.model if block.type == "llm" else None
+            own = _Usage()
+            try:
+                if block.type == "llm":
+                    reply = await self._model_call(
+                        run, block, [{"role": "user", "content": str(rendered)}], [], attempt)
+                    own = _Usage(reply.prompt_tokens, reply.completion_tokens,
+                                 cost_usd(block.model, reply.prompt_tokens,
+                                          reply.completion_tokens))
+                    output: Any = {block.output_key: reply.text}
+                else:
+                    output = rendered
+            except ModelFailure as failure:
+                err = {"code": failure.code, "message": failure.message}
+                self._write_attempt(run, block, loop_index, attempt, "failed", order=order,
+                                    started_at=started, t0=t0, model=model, usage=None,
+                                    input_data=input_data, error=err)
+                if attempt < block.retry.max_attempts:
+                    await asyncio.sleep(block.retry.backoff_seconds)
+                    continue
+                raise BlockFailed(failure.code, f"{block.id}[{loop_index}]: {failure.message}") \
+                    from None
+            except asyncio.CancelledError:
+                self._write_attempt(run, block, loop_index, attempt, "failed", order=order,
+                                    started_at=started, t0=t0, model=model, usage=None,
+                                    input_data=input_data,
+                                    error={"code": "CANCELLED", "message": "run cancelled"})
+                raise
+            usage.prompt += own.prompt
+            usage.completion += own.completion
+            usage.cost += own.cost
+            self._write_attempt(run, block, loop_index, attempt, "completed", order=order,
+                                started_at=started, t0=t0, model=model,
+                                usage=own if model else None, input_data=input_data,
+                                output=output)
+            return output
+
+
+@dataclass(frozen=True)
+class _LoopResult:
+    value: Any

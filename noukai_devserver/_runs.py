@@ -1,0 +1,226 @@
+"""Run state, the per-run event log, live subscribers, and credit balances.
+
+Invariants:
+- A run's events get strictly increasing sequence numbers starting at 1; the
+  sequence is the SSE `id` of the live trace. An event is queued for the
+  database (in order, on the single writer thread) *before* it is published
+  to subscribers, so a subscriber that subscribes and then reads the log
+  misses nothing, and de-duplicates by sequence number.
+- `RunState` mirrors one `runs` row; every change goes through `save()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from . import _store as db
+from ._capture import event_for_log
+from ._flows import Flow, parse_flow
+from ._models import money
+
+TERMINAL_EVENTS = frozenset({"flow_completed", "step_paused_for_tool_calls"})
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with exactly 3 fractional digits (Python 3.10 `fromisoformat` safe)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def flow_id_for(org: str, project: str, slug: str) -> str:
+    """Stable across versions and restarts."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"noukai-dev:{org}/{project}/{slug}"))
+
+
+@dataclass
+class RunState:
+    """One execution. `inputs` holds the fresh call's inputs (message, tools...).
+
+    `meta` holds engine bookkeeping that must survive a restart: attempt
+    counters per block, the pending tool-call ids and attempt of a tool pause,
+    and tokens accumulated across the rounds of a paused block.
+    """
+
+    id: str
+    org: str
+    project: str
+    slug: str
+    flow: Flow
+    version: int
+    trigger: str
+    session_id: str | None
+    capture: str
+    inputs: dict[str, Any]
+    status: str = "running"
+    state: str = "active"
+    outputs: dict[str, Any] = field(default_factory=dict)
+    completed_count: int = 0
+    paused_step: str | None = None
+    paused_index: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    iterations: int = 0
+    last_index: int | None = None
+    rerun_count: int = 0
+    started_at: str = field(default_factory=utc_now)
+    started_ts: float = field(default_factory=time.time)
+    tokens_total: int = 0
+    cost: Decimal = Decimal(0)
+    seq: int = 0
+    result: Any = None
+    error: dict[str, Any] | None = None
+    error_at_step: str | None = None
+    job_error: str | None = None
+    completed_at: str | None = None
+    duration_ms: int | None = None
+
+    @property
+    def flow_id(self) -> str:
+        return flow_id_for(self.org, self.project, self.slug)
+
+    @property
+    def block_count(self) -> int:
+        return len(self.flow.blocks)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "org": self.org, "project": self.project, "slug": self.slug,
+            "flow_id": self.flow_id, "version": self.version, "flow_json": self.flow.raw,
+            "trigger": self.trigger, "session_id": self.session_id, "capture": self.capture,
+            "status": self.status, "state": self.state, "block_count": self.block_count,
+            "paused_step": self.paused_step, "paused_index": self.paused_index,
+            "pending_calls": self.meta, "iterations": self.iterations,
+            "completed_count": self.completed_count, "last_index": self.last_index,
+            "rerun_count": self.rerun_count, "inputs_json": self.inputs,
+            "outputs_json": self.outputs, "result_json": self.result,
+            "error_json": self.error, "error_at_step": self.error_at_step,
+            "job_error": self.job_error, "started_at": self.started_at,
+            "started_ts": self.started_ts, "completed_at": self.completed_at,
+            "duration_ms": self.duration_ms, "tokens_total": self.tokens_total,
+            "cost": money(self.cost),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], seq: int) -> RunState:
+        return cls(
+            id=row["id"], org=row["org"], project=row["project"], slug=row["slug"],
+            flow=parse_flow(row["flow_json"], row["slug"], "(stored run)"),
+            version=row["version"], trigger=row["trigger"], session_id=row["session_id"],
+            capture=row["capture"], inputs=row["inputs_json"], status=row["status"],
+            state=row["state"], outputs=row["outputs_json"] or {},
+            completed_count=row["completed_count"] or 0, paused_step=row["paused_step"],
+            paused_index=row["paused_index"], meta=row["pending_calls"] or {},
+            iterations=row["iterations"] or 0, last_index=row["last_index"],
+            rerun_count=row["rerun_count"] or 0, started_at=row["started_at"],
+            started_ts=row["started_ts"], tokens_total=row["tokens_total"] or 0,
+            cost=Decimal(row["cost"] or "0"), seq=seq, result=row["result_json"],
+            error=row["error_json"], error_at_step=row["error_at_step"],
+            job_error=row["job_error"], completed_at=row["completed_at"],
+            duration_ms=row["duration_ms"],
+        )
+
+
+class Broker:
+    """Fan-out of logged events to live-trace subscribers, per run."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[asyncio.Queue[tuple[int, dict[str, Any]] | None]]] = {}
+
+    def subscribe(self, run_id: str) -> asyncio.Queue[tuple[int, dict[str, Any]] | None]:
+        queue: asyncio.Queue[tuple[int, dict[str, Any]] | None] = asyncio.Queue()
+        self._subs.setdefault(run_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, run_id: str, queue: asyncio.Queue[Any]) -> None:
+        subs = self._subs.get(run_id)
+        if subs is not None:
+            subs.discard(queue)
+            if not subs:
+                del self._subs[run_id]
+
+    def publish(self, run_id: str, seq: int, payload: dict[str, Any]) -> None:
+        for queue in self._subs.get(run_id, ()):
+            queue.put_nowait((seq, payload))
+
+    def close_all(self) -> None:
+        """Shutdown: tell every subscriber to finish its stream."""
+        for subs in self._subs.values():
+            for queue in subs:
+                queue.put_nowait(None)
+
+
+class Runs:
+    """Creates, loads, saves runs and records their events."""
+
+    def __init__(self, store: db.Store, broker: Broker) -> None:
+        self.store = store
+        self.broker = broker
+        self._active: dict[str, RunState] = {}
+
+    def create(self, run: RunState) -> None:
+        self._active[run.id] = run
+        self.store.submit(db.insert, "runs", run.row())
+
+    def save(self, run: RunState) -> None:
+        self.store.submit(db.update_run, run.id, run.row())
+        if run.status in ("completed", "failed", "cancelled"):
+            self._active.pop(run.id, None)
+
+    async def flush(self) -> None:
+        """Wait until every queued write is durable."""
+        await self.store.call(lambda _conn: None)
+
+    async def get(self, run_id: str) -> RunState | None:
+        if run_id in self._active:
+            return self._active[run_id]
+        row = await self.store.call(db.get_run, run_id)
+        if row is None:
+            return None
+        seq = await self.store.call(db.last_event_seq, run_id)
+        run = RunState.from_row(row, seq)
+        if run.status not in ("completed", "failed", "cancelled"):
+            self._active[run_id] = run
+        return run
+
+    def record(self, run: RunState, payload: dict[str, Any]) -> None:
+        """Append a live event to the run's log (capture-filtered) and publish it."""
+        logged = event_for_log(payload, run.capture)
+        if logged is None:
+            return
+        run.seq += 1
+        self.store.submit(db.append_event, run.id, run.seq, json.dumps(logged))
+        self.broker.publish(run.id, run.seq, logged)
+
+
+class Balances:
+    """Org credit balances: None = unlimited. Persisted; seeded from the workspace."""
+
+    def __init__(self, store: db.Store, seeds: dict[str, Decimal | None]) -> None:
+        self.store = store
+        self._balances: dict[str, Decimal | None] = {}
+        for org, seed in seeds.items():
+            if seed is None:
+                self._balances[org] = None
+                continue
+            stored = store.call_sync(db.get_balance, org)
+            self._balances[org] = Decimal(stored) if stored is not None else seed
+            if stored is None:
+                store.call_sync(db.set_balance, org, money(seed))
+
+    def has_credit(self, org: str) -> bool:
+        balance = self._balances.get(org)
+        return balance is None or balance > 0
+
+    def charge(self, org: str, amount: Decimal) -> None:
+        balance = self._balances.get(org)
+        if balance is None or amount <= 0:
+            return
+        balance = max(Decimal(0), balance - amount)
+        self._balances[org] = balance
+        self.store.submit(db.set_balance, org, money(balance))

@@ -1,0 +1,257 @@
+"""SQLite persistence: one connection, one writer thread, WAL.
+
+Invariants:
+- Every statement runs on a single dedicated thread that owns the only
+  connection, so statements are serialised: no "database is locked" between
+  requests, and `:memory:` works (one connection sees one database).
+- Statements are executed in submission order. `submit` (fire-and-forget)
+  followed later by an awaited `call` therefore guarantees the earlier writes
+  are durable before the awaited call returns; routes await one call before
+  sending the response that finishes a run (contract §11.1).
+- The event loop never waits on SQLite except through `await call(...)`.
+
+Tables: runs (one row per execution, jobs included), attempts (one row per
+block attempt and loop index), events (append-only per-run log with a sequence
+number, replayed by the live trace), versions (published flow snapshots),
+balances, idempotency (stored outcomes of `Idempotency-Key` requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("noukai_devserver.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, org TEXT NOT NULL, project TEXT NOT NULL, slug TEXT NOT NULL,
+  flow_id TEXT NOT NULL, version INTEGER NOT NULL, flow_json TEXT NOT NULL,
+  trigger TEXT NOT NULL, session_id TEXT, capture TEXT NOT NULL,
+  status TEXT NOT NULL, state TEXT NOT NULL, block_count INTEGER NOT NULL,
+  paused_step TEXT, paused_index INTEGER, pending_calls TEXT, iterations INTEGER DEFAULT 0,
+  completed_count INTEGER DEFAULT 0, last_index INTEGER, rerun_count INTEGER DEFAULT 0,
+  inputs_json TEXT NOT NULL, outputs_json TEXT NOT NULL DEFAULT '{}',
+  result_json TEXT, error_json TEXT, error_at_step TEXT, job_error TEXT,
+  started_at TEXT NOT NULL, started_ts REAL NOT NULL, completed_at TEXT, duration_ms INTEGER,
+  tokens_total INTEGER DEFAULT 0, cost TEXT DEFAULT '0.000000'
+);
+CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id);
+CREATE TABLE IF NOT EXISTS attempts (
+  run_id TEXT NOT NULL, akey TEXT NOT NULL, ord INTEGER NOT NULL, step_id TEXT NOT NULL,
+  top_level INTEGER NOT NULL, loop_index INTEGER, attempt INTEGER NOT NULL,
+  status TEXT NOT NULL, started_at TEXT, completed_at TEXT, duration_ms INTEGER,
+  model TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
+  cost TEXT, input_json TEXT, output_json TEXT, error_json TEXT,
+  input_size INTEGER, output_size INTEGER, truncated INTEGER DEFAULT 0,
+  PRIMARY KEY (run_id, akey)
+);
+CREATE TABLE IF NOT EXISTS events (
+  run_id TEXT NOT NULL, seq INTEGER NOT NULL, payload TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS versions (
+  org TEXT NOT NULL, project TEXT NOT NULL, slug TEXT NOT NULL, version INTEGER NOT NULL,
+  flow_json TEXT NOT NULL, published_at TEXT NOT NULL,
+  PRIMARY KEY (org, project, slug, version)
+);
+CREATE TABLE IF NOT EXISTS balances (org TEXT PRIMARY KEY, balance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+  scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
+  body TEXT NOT NULL, created_ts REAL NOT NULL
+);
+"""
+
+JSON_COLUMNS = frozenset({
+    "flow_json", "pending_calls", "inputs_json", "outputs_json", "result_json", "error_json",
+    "input_json", "output_json",
+})
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open a connection in autocommit mode with WAL and a busy timeout.
+
+    The busy timeout only matters for a second process (the `publish` CLI)
+    writing the same file while a server runs.
+    """
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def _decode(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for key in JSON_COLUMNS & out.keys():
+        if out[key] is not None:
+            out[key] = json.loads(out[key])
+    return out
+
+
+def _encode(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (json.dumps(v) if k in JSON_COLUMNS and v is not None else v)
+            for k, v in values.items()}
+
+
+class Store:
+    """Async facade over the writer thread. Create it, then `close()` at shutdown."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noukai-db")
+        self._conn: sqlite3.Connection = self._executor.submit(connect, path).result()
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._executor.submit(self._conn.close).result()
+        self._executor.shutdown(wait=True)
+
+    # -- execution plumbing -------------------------------------------------
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` on the writer thread and await its result."""
+        return await asyncio.wrap_future(self._executor.submit(fn, self._conn, *args))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Queue `fn(conn, *args)` without waiting; failures are logged."""
+        future = self._executor.submit(fn, self._conn, *args)
+        future.add_done_callback(_log_failure)
+        return future
+
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Blocking variant for start-up and shutdown code outside the loop."""
+        return self._executor.submit(fn, self._conn, *args).result()
+
+
+def _log_failure(future: Future[Any]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("database write failed: %s", type(exc).__name__)
+
+
+# -- statements (each runs on the writer thread) ----------------------------
+def insert(conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> None:
+    enc = _encode(values)
+    cols = ", ".join(enc)
+    marks = ", ".join("?" for _ in enc)
+    conn.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", list(enc.values()))
+
+
+def update_run(conn: sqlite3.Connection, run_id: str, values: dict[str, Any]) -> None:
+    enc = _encode(values)
+    sets = ", ".join(f"{k} = ?" for k in enc)
+    conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*enc.values(), run_id])
+
+
+def get_run(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+    return _decode(conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+
+
+def session_runs(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM runs WHERE session_id = ? ORDER BY started_ts, rowid", (session_id,))
+    return [d for d in (_decode(r) for r in rows) if d is not None]
+
+
+def run_attempts(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM attempts WHERE run_id = ? ORDER BY ord", (run_id,))
+    return [d for d in (_decode(r) for r in rows) if d is not None]
+
+
+def append_event(conn: sqlite3.Connection, run_id: str, seq: int, payload: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO events (run_id, seq, payload) VALUES (?, ?, ?)",
+                 (run_id, seq, payload))
+
+
+def events_after(conn: sqlite3.Connection, run_id: str, after: int) -> list[tuple[int, str]]:
+    rows = conn.execute(
+        "SELECT seq, payload FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+        (run_id, after))
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def last_event_seq(conn: sqlite3.Connection, run_id: str) -> int:
+    row = conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+    return int(row[0] or 0)
+
+
+def get_balance(conn: sqlite3.Connection, org: str) -> str | None:
+    row = conn.execute("SELECT balance FROM balances WHERE org = ?", (org,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_balance(conn: sqlite3.Connection, org: str, balance: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO balances (org, balance) VALUES (?, ?)", (org, balance))
+
+
+def latest_version(conn: sqlite3.Connection, org: str, project: str, slug: str,
+                   version: int | None) -> tuple[int, dict[str, Any]] | None:
+    """Published version `version`, or the newest one (production) if None."""
+    if version is None:
+        row = conn.execute(
+            "SELECT version, flow_json FROM versions WHERE org=? AND project=? AND slug=? "
+            "ORDER BY version DESC LIMIT 1", (org, project, slug)).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT version, flow_json FROM versions WHERE org=? AND project=? AND slug=? "
+            "AND version=?", (org, project, slug, version)).fetchone()
+    return None if row is None else (int(row[0]), json.loads(row[1]))
+
+
+def publish_version(conn: sqlite3.Connection, org: str, project: str, slug: str,
+                    flow: dict[str, Any], now: str) -> int:
+    """Store the next numbered version atomically (safe against a concurrent publish)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT MAX(version) FROM versions WHERE org=? AND project=? "
+                           "AND slug=?", (org, project, slug)).fetchone()
+        number = int(row[0] or 0) + 1
+        conn.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
+                     (org, project, slug, number, json.dumps(flow), now))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return number
+
+
+def recover_interrupted(conn: sqlite3.Connection, now: str) -> int:
+    """Runs left mid-block by a crash are failed with a clear error; returns the count.
+
+    Step-through runs waiting between blocks and runs paused for tools stay
+    resumable: nothing was executing when the process died.
+    """
+    message = "interrupted: the dev server stopped while this run was executing; resubmit it"
+    error = json.dumps({"code": "SERVER_RESTARTED", "message": message})
+    cur = conn.execute(
+        "UPDATE runs SET status='failed', state='done', job_error=?, error_json=?, "
+        "completed_at=? WHERE status IN ('pending','running') AND state IN ('active','queued')",
+        (message, error, now))
+    return int(cur.rowcount)
+
+
+def idempotency_get(conn: sqlite3.Connection, scope: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM idempotency WHERE scope = ?", (scope,)).fetchone()
+    return None if row is None else dict(row)
+
+
+def idempotency_put(conn: sqlite3.Connection, scope: str, fingerprint: str, status: int,
+                    body: str, ts: float) -> None:
+    conn.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                 (scope, fingerprint, status, body, ts))

@@ -1,0 +1,60 @@
+"""The pytest plugin: import-light, fixtures work, failure message names the extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+
+from noukai_devserver.pytest_plugin import DevServer
+
+
+def test_session_fixture_exposes_demo_credentials(noukai_devserver: DevServer) -> None:
+    assert noukai_devserver.base_url == f"http://127.0.0.1:{noukai_devserver.port}/api/v1"
+    assert noukai_devserver.port != 8080
+    assert (noukai_devserver.org, noukai_devserver.project) == ("local", "demo")
+    response = httpx.post(
+        f"{noukai_devserver.base_url}/seq/local/demo/hello-world/execute",
+        json={"message": "plugin"},
+        headers={"Authorization": f"Bearer {noukai_devserver.api_key}"})
+    assert response.json()["status"] == "completed"
+
+
+def test_missing_extra_fails_the_fixture_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent("""
+        def test_uses_server(noukai_devserver):
+            pass
+    """))
+    # A sitecustomize that makes `uvicorn` look uninstalled, as for a user without the extra.
+    (tmp_path / "sitecustomize.py").write_text(textwrap.dedent("""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "uvicorn":
+                    raise ModuleNotFoundError("No module named 'uvicorn'")
+                return None
+        sys.meta_path.insert(0, Block())
+    """))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode != 0
+    assert "noukai[devserver]" in proc.stdout
+
+
+def test_registered_fixtures_are_prefixed_and_not_autouse(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-q", "-p",
+                           "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "noukai_devserver_factory" in proc.stdout
+    import noukai_devserver.pytest_plugin as plugin
+
+    fixtures = [name for name in vars(plugin) if name.startswith("noukai")]
+    assert sorted(fixtures) == ["noukai_devserver", "noukai_devserver_factory"]
+    for name in fixtures:
+        marker = getattr(vars(plugin)[name], "_fixture_function_marker", None)
+        assert marker is None or not marker.autouse
