@@ -63,14 +63,18 @@ class PausedResult(WireModel):
     _sync_resumer: SyncResumer | None = PrivateAttr(default=None)
     _async_resumer: AsyncResumer | None = PrivateAttr(default=None)
 
-    async def resume(self, *, tool_results: list[dict[str, Any]]) -> ExecuteOutcome:
-        """Send tool results for a result from `AsyncNoukai`; returns the next outcome."""
+    def resume(self, *, tool_results: list[dict[str, Any]]) -> Awaitable[ExecuteOutcome]:
+        """Send tool results for a result from `AsyncNoukai`: `await result.resume(...)`.
+
+        A plain method returning an awaitable, so calling it on a result from
+        the sync client fails at once, not only when (or if) it is awaited.
+        """
         if self._async_resumer is None:
             raise TypeError(
                 "this PausedResult came from the sync client Noukai: "
                 "call result.resume_sync(tool_results=...)"
             )
-        return await self._async_resumer(self, list(tool_results))
+        return self._async_resumer(self, list(tool_results))
 
     def resume_sync(self, *, tool_results: list[dict[str, Any]]) -> ExecuteOutcome:
         """Send tool results for a result from `Noukai`; returns the next outcome."""

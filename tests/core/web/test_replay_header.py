@@ -33,8 +33,13 @@ def test_valid_uuid_is_returned_canonical() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["abc-123-def", "../../admin", "{12345678-1234-5678-1234-567812345678}",
-     "12345678123456781234567812345678", "urn:uuid:12345678-1234-5678-1234-567812345678"],
+    [
+        "abc-123-def",
+        "../../admin",
+        "{12345678-1234-5678-1234-567812345678}",
+        "12345678123456781234567812345678",
+        "urn:uuid:12345678-1234-5678-1234-567812345678",
+    ],
 )
 def test_malformed_header_is_refused_when_gate_on(bad: str) -> None:
     with pytest.raises(InvalidReplayHeader) as info:

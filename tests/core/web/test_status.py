@@ -43,10 +43,16 @@ def test_replay_table_refuses_other_errors() -> None:
 
 UPSTREAM_CASES = [
     (BrowserInputError("FIELD_NOT_ALLOWED", "no"), 422, "FIELD_NOT_ALLOWED"),
-    (nk.FlowExecutionError("need message", status_code=400, code="MISSING_MESSAGE"), 422,
-     "MISSING_MESSAGE"),
-    (nk.FlowExecutionError("bad", status_code=422, code="VALIDATION_ERROR"), 422,
-     "VALIDATION_ERROR"),
+    (
+        nk.FlowExecutionError("need message", status_code=400, code="MISSING_MESSAGE"),
+        422,
+        "MISSING_MESSAGE",
+    ),
+    (
+        nk.FlowExecutionError("bad", status_code=422, code="VALIDATION_ERROR"),
+        422,
+        "VALIDATION_ERROR",
+    ),
     (nk.RateLimitError("slow", status_code=429, retry_after=2.5), 429, "RATE_LIMITED"),
     (nk.AuthenticationError("bad key nk_abc", status_code=401), 502, "UPSTREAM_CONFIGURATION"),
     (nk.PermissionDeniedError("no", status_code=403), 502, "UPSTREAM_CONFIGURATION"),
@@ -75,8 +81,12 @@ def test_rate_limit_carries_retry_after_rounded_up() -> None:
 
 
 def test_misconfiguration_codes_are_indistinguishable() -> None:
-    errors = [nk.AuthenticationError("a"), nk.PermissionDeniedError("b"),
-              nk.InsufficientCreditsError("c"), nk.FlowNotFoundError("d")]
+    errors = [
+        nk.AuthenticationError("a"),
+        nk.PermissionDeniedError("b"),
+        nk.InsufficientCreditsError("c"),
+        nk.FlowNotFoundError("d"),
+    ]
     bodies = {upstream_error_response(e).body() for e in errors}
     assert len(bodies) == 1
 
