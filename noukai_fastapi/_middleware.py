@@ -1,0 +1,170 @@
+"""`NoukaiTraceMiddleware`: one Noukai session per HTTP request.
+
+A pure ASGI middleware (never `BaseHTTPMiddleware`, which runs streamed
+bodies in another task and would lose the session's context variable). For
+each `http` request it opens a session scope that stays active until the
+whole response has been sent, streamed bodies included, so every Noukai call
+made while handling the request shares one `X-Session-Id`. The response gets
+`X-Noukai-Session`. Websocket and lifespan scopes pass through untouched, and
+the body is never read or buffered.
+
+Replay (only when `NOUKAI_REPLAY_ENABLED` is true): an `X-Noukai-Replay: <uuid>`
+header makes the scope serve the calls from that recorded session. A replay
+failure becomes a JSON error (status from `noukai_core.web`) while the
+response has not started. In replay mode a single-message response is held
+back until the handler and the scope have finished, so a leftover cassette
+entry (detected at scope exit) is still a 409. Once a response has started,
+an error ends it cleanly and is logged: there is never a second response start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from noukai_core import (
+    HEADER_REPLAY,
+    HEADER_RESPONSE_SESSION,
+    AsyncNoukai,
+    ReplayError,
+    trace_scope,
+)
+from noukai_core.web import (
+    InvalidReplayHeader,
+    replay_error_response,
+    replay_session_id,
+)
+from noukai_fastapi._asgi import send_error_response
+from noukai_fastapi._lifespan import client_from_scope
+
+logger = logging.getLogger("noukai_fastapi")
+
+_SESSION_HEADER = HEADER_RESPONSE_SESSION.lower().encode("latin-1")
+
+
+def _with_session_header(message: Message, session_id: str) -> Message:
+    headers = [
+        (name, value)
+        for name, value in message.get("headers", [])
+        if name.lower() != _SESSION_HEADER
+    ]
+    headers.append((_SESSION_HEADER, session_id.encode("latin-1")))
+    return {**message, "headers": headers}
+
+
+class NoukaiTraceMiddleware:
+    """Group every Noukai call of a request under one session; honour gated replay.
+
+    `client`: the client that fetches a replayed session. Optional: capture
+    needs none, and for replay the middleware falls back to the client of
+    `noukai_lifespan`, then to an `AsyncNoukai()` built from the environment
+    on first use.
+    """
+
+    def __init__(self, app: ASGIApp, *, client: AsyncNoukai | None = None) -> None:
+        self.app = app
+        self.client = client
+        self._env_client: AsyncNoukai | None = None
+
+    def _replay_client(self, scope: Scope) -> AsyncNoukai:
+        if self.client is not None:
+            return self.client
+        found = client_from_scope(scope)
+        if found is not None:
+            return found
+        if self._env_client is None:
+            self._env_client = AsyncNoukai()
+        return self._env_client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get(HEADER_REPLAY)
+        try:
+            replay_id = replay_session_id(header)
+        except InvalidReplayHeader as exc:
+            await send_error_response(send, replay_error_response(exc))
+            return
+        await _RequestSession(self, scope, receive, send, replay_id).run()
+
+
+class _RequestSession:
+    """The state of one request: its scope, and what has been sent so far."""
+
+    def __init__(
+        self,
+        middleware: NoukaiTraceMiddleware,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        replay_id: str | None,
+    ) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.replay_id = replay_id
+        self.session_id: str | None = replay_id
+        self.started = False  # a response start has gone to the server
+        self.finished = False  # the last body message has gone to the server
+        self.held: list[Message] = []  # replay mode: start (+ single body) held back
+
+    async def run(self) -> None:
+        client: Any = None
+        if self.replay_id is not None:
+            client = self.middleware._replay_client(self.scope)
+        try:
+            async with trace_scope(client=client, replay_session_id=self.replay_id) as scope:
+                self.session_id = scope.session_id
+                await self.middleware.app(self.scope, self.receive, self._send)
+        except ReplayError as exc:
+            await self._replay_failed(exc)
+            return
+        for message in self.held:
+            await self._forward(message)
+        self.held.clear()
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            message = _with_session_header(message, self.session_id or "")
+            if self.replay_id is not None:
+                self.held.append(message)
+                return
+        elif kind == "http.response.body" and self.held:
+            self.held.append(message)
+            if not message.get("more_body", False) and len(self.held) == 2:
+                return  # a single-message body: wait for the scope to exit cleanly
+            # a streamed body: it cannot be held (never buffered), so it starts now
+            held, self.held = self.held, []
+            for item in held:
+                await self._forward(item)
+            return
+        await self._forward(message)
+
+    async def _forward(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
+
+    async def _replay_failed(self, exc: ReplayError) -> None:
+        error = replay_error_response(exc)
+        if not self.started:
+            self.held.clear()
+            extra = {HEADER_RESPONSE_SESSION: self.session_id} if self.session_id else None
+            await send_error_response(self.send, error, extra)
+            return
+        logger.warning(
+            "noukai replay failed after the response started (%s, session %s); "
+            "ending the response",
+            error.code,
+            self.session_id,
+        )
+        if not self.finished:
+            await self._forward({"type": "http.response.body", "body": b"", "more_body": False})

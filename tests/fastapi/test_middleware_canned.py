@@ -1,0 +1,188 @@
+"""NoukaiTraceMiddleware over real uvicorn servers, observed at a canned upstream.
+
+The upstream records the `X-Session-Id` of every call, so each test compares
+what Noukai saw with the `X-Noukai-Session` the app's caller saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from starlette.requests import Request
+
+import noukai_core
+from noukai_core import AsyncNoukai, Noukai
+from noukai_fastapi import NoukaiTraceMiddleware
+
+EXECUTE_RESULT = {"status": "completed", "result": {"response": "canned"},
+                  "executionId": "exec-1", "flowId": "flow-1", "blockCount": 1}
+
+
+class Body(BaseModel):
+    """Module level: FastAPI resolves string annotations in the route's module."""
+
+    text: str
+
+
+def make_client(upstream: Any, cls: type = AsyncNoukai) -> Any:
+    return cls(api_key="nk_test_key", base_url=upstream.base_url, org="acme", project="demo",
+               max_retries=0)
+
+
+def upstream_sessions(upstream: Any) -> dict[str, str]:
+    """message -> X-Session-Id, for every execute the upstream received."""
+    seen = {}
+    for method, path, headers, body in upstream.requests:
+        if method == "POST" and path.endswith("/execute"):
+            lowered = {k.lower(): v for k, v in headers.items()}
+            seen[json.loads(body)["message"]] = lowered.get("x-session-id", "")
+    return seen
+
+
+@pytest.fixture
+def app_and_upstream(canned_upstream: Any) -> tuple[FastAPI, Any]:
+    canned_upstream.reply = canned_upstream.Reply(json=EXECUTE_RESULT)
+    client = make_client(canned_upstream)
+    sync_client = make_client(canned_upstream, Noukai)
+    app = FastAPI()
+    app.add_middleware(NoukaiTraceMiddleware, client=client)
+
+    async def dependency(request: Request) -> str:
+        await client.flow("hello-world").execute(message=f"dep-{request.query_params['n']}")
+        return "ok"
+
+    @app.get("/plain")
+    async def plain(n: int) -> dict[str, Any]:
+        await client.flow("hello-world").execute(message=f"plain-{n}")
+        return {"n": n}
+
+    @app.get("/sync")
+    def sync_endpoint(n: int) -> dict[str, Any]:
+        sync_client.flow("hello-world").execute(message=f"sync-{n}")
+        return {"n": n}
+
+    @app.get("/with-dependency")
+    async def with_dependency(n: int, dep: str = Depends(dependency)) -> dict[str, Any]:
+        await client.flow("hello-world").execute(message=f"endpoint-{n}")
+        return {"n": n}
+
+    @app.get("/streaming")
+    async def streaming(n: int) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first\n"
+            await asyncio.sleep(0.01)
+            # runs after the endpoint returned: the session must still be active
+            await client.flow("hello-world").execute(message=f"generator-{n}")
+            yield b"second\n"
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    @app.post("/traced")
+    @noukai_core.trace
+    async def traced(req: Request, body: Body) -> dict[str, Any]:
+        await client.flow("hello-world").execute(message=f"traced-{body.text}")
+        return {"session": noukai_core.current_session_id(), "path": req.url.path}
+
+    return app, canned_upstream
+
+
+def test_plain_request_gets_a_session_shared_with_its_calls(
+    serve_app: Any, app_and_upstream: tuple[FastAPI, Any]
+) -> None:
+    app, upstream = app_and_upstream
+    with serve_app(app) as base:
+        response = httpx.get(f"{base}/plain", params={"n": 1})
+    session = response.headers["x-noukai-session"]
+    assert uuid.UUID(session).version == 4
+    assert upstream_sessions(upstream) == {"plain-1": session}
+
+
+def test_sync_endpoint_with_sync_client(
+    serve_app: Any, app_and_upstream: tuple[FastAPI, Any]
+) -> None:
+    app, upstream = app_and_upstream
+    with serve_app(app) as base:
+        response = httpx.get(f"{base}/sync", params={"n": 2})
+    assert upstream_sessions(upstream) == {"sync-2": response.headers["x-noukai-session"]}
+
+
+def test_dependency_and_endpoint_share_the_session(
+    serve_app: Any, app_and_upstream: tuple[FastAPI, Any]
+) -> None:
+    app, upstream = app_and_upstream
+    with serve_app(app) as base:
+        response = httpx.get(f"{base}/with-dependency", params={"n": 3})
+    session = response.headers["x-noukai-session"]
+    assert upstream_sessions(upstream) == {"dep-3": session, "endpoint-3": session}
+
+
+def test_streaming_generator_runs_inside_the_session(
+    serve_app: Any, app_and_upstream: tuple[FastAPI, Any]
+) -> None:
+    app, upstream = app_and_upstream
+    with serve_app(app) as base, httpx.stream("GET", f"{base}/streaming?n=4") as response:
+        body = response.read()
+    assert body == b"first\nsecond\n"
+    assert upstream_sessions(upstream) == {"generator-4": response.headers["x-noukai-session"]}
+
+
+async def test_concurrent_requests_never_share_a_session(
+    serve_app: Any, app_and_upstream: tuple[FastAPI, Any]
+) -> None:
+    app, upstream = app_and_upstream
+    with serve_app(app) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            paths = [("/plain", f"plain-{n}") if n % 2 else ("/streaming", f"generator-{n}")
+                     for n in range(50)]
+            responses = await asyncio.gather(
+                *(http.get(path, params={"n": n}) for n, (path, _) in enumerate(paths)))
+    seen = upstream_sessions(upstream)
+    sessions = [r.headers["x-noukai-session"] for r in responses]
+    assert len(set(sessions)) == 50
+    for (_, message), session in zip(paths, sessions, strict=True):
+        assert seen[message] == session
+
+
+def test_traced_route_validates_and_joins_the_request_scope(
+    serve_app: Any, app_and_upstream: tuple[FastAPI, Any]
+) -> None:
+    app, upstream = app_and_upstream
+    with serve_app(app) as base:
+        invalid = httpx.post(f"{base}/traced", json={"wrong": 1})
+        response = httpx.post(f"{base}/traced", json={"text": "t"})
+    assert invalid.status_code == 422
+    session = response.headers["x-noukai-session"]
+    assert response.json() == {"session": session, "path": "/traced"}
+    assert upstream_sessions(upstream) == {"traced-t": session}
+
+
+async def test_websocket_and_lifespan_scopes_pass_through_untouched() -> None:
+    seen: list[tuple[Any, Any, Any, str | None]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope, receive, send, noukai_core.current_session_id()))
+        await send({"type": "inner-was-here"})
+
+    middleware = NoukaiTraceMiddleware(inner)
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    for scope_type in ["websocket", "lifespan"]:
+        scope = {"type": scope_type, "headers": [(b"x-noukai-replay", b"not-a-uuid")]}
+        await middleware(scope, receive, send)
+        assert seen[-1] == (scope, receive, send, None)
+    assert sent == [{"type": "inner-was-here"}] * 2

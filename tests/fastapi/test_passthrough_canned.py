@@ -1,0 +1,279 @@
+"""The SSE passthrough over a real uvicorn server, against a canned upstream.
+
+The canned upstream is a real HTTP server that streams a fixed run (or fails
+on demand), so each test controls exactly what the passthrough receives and
+asserts on the raw bytes a browser would get.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException
+from starlette.requests import Request
+
+from noukai_core.web import BrowserInputPolicy, EventPolicy
+from noukai_fastapi import StreamedFlow, flow_stream_router, noukai_lifespan
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, Any, str | None]]:
+    """(event type, data, id) per frame; comment frames are skipped."""
+    frames = []
+    for block in raw.decode().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+        if "data" in fields:
+            frames.append((fields.get("event", "message"), json.loads(fields["data"]),
+                           fields.get("id")))
+    return frames
+
+
+@contextmanager
+def passthrough(
+    serve_app: Callable[..., Any], upstream: Any, **router_options: Any
+) -> Iterator[str]:
+    flows = router_options.pop("flows", ["hello-world"])
+    app = FastAPI(lifespan=noukai_lifespan(
+        api_key="nk_test_key", base_url=upstream.base_url, org="acme", project="demo",
+        max_retries=0,
+    ))
+    app.include_router(flow_stream_router(flows, **router_options), prefix="/noukai")
+    with serve_app(app) as base_url:
+        yield base_url
+
+
+def post(base_url: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{base_url}{path}", json=body, timeout=10, **kwargs)
+
+
+def test_streams_forwarded_events_as_sse(serve_app: Any, canned_upstream: Any) -> None:
+    with passthrough(serve_app, canned_upstream) as base:
+        response = post(base, "/noukai/flows/hello-world", {"message": "hi"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache, no-transform"
+    assert response.headers["x-accel-buffering"] == "no"
+    frames = parse_sse(response.content)
+    assert [f[0] for f in frames] == [
+        "run_started", "step_started", "step_output", "step_completed",
+        "step_started", "step_output", "step_completed", "flow_completed",
+    ]
+    assert [f[2] for f in frames] == [str(i) for i in range(1, 9)]
+    assert frames[-1][1]["result"] == {"response": "out 1"}
+    method, path, _headers, body = canned_upstream.requests[0]
+    assert (method, path) == ("POST", "/api/v1/seq/acme/demo/hello-world/step")
+    assert json.loads(body)["message"] == "hi"
+
+
+def test_dropped_fields_and_key_never_reach_the_browser(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    canned_upstream.reply = canned_upstream.Reply(
+        frames=canned_upstream.run_frames(2, fail_at=1))
+    with passthrough(serve_app, canned_upstream) as base:
+        raw = post(base, "/noukai/flows/hello-world", {"message": "hi"}).content
+    for secret in [b"step_input", b"inputData", b"PROMPT", b"tokens", b"costUsd", b"cost_usd",
+                   b"toolCallMessages", b"accumulatedOutputs", b"tool_call_messages",
+                   b"accumulated_outputs", b"nk_", b"sk-live-SECRET", b"provider said"]:
+        assert secret not in raw, secret
+    frames = parse_sse(raw)
+    assert frames[-1][0] == "step_error"
+    assert frames[-1][1]["error"] == {"code": "PROVIDER_ERROR"}
+
+
+def test_allowlist_only(serve_app: Any, canned_upstream: Any) -> None:
+    with passthrough(serve_app, canned_upstream) as base:
+        assert post(base, "/noukai/flows/always-fails", {"message": "x"}).status_code == 404
+        assert post(base, "/noukai/flows/../flows/x", {"message": "x"}).status_code == 404
+    assert canned_upstream.requests == []
+
+
+def test_json_only_and_get_off_by_default(serve_app: Any, canned_upstream: Any) -> None:
+    with passthrough(serve_app, canned_upstream) as base:
+        form = httpx.post(f"{base}/noukai/flows/hello-world", data={"message": "x"})
+        assert form.status_code == 415
+        assert form.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+        plain = httpx.post(f"{base}/noukai/flows/hello-world", content=b'{"message":"x"}',
+                           headers={"content-type": "text/plain"})
+        assert plain.status_code == 415
+        assert httpx.get(f"{base}/noukai/flows/hello-world?message=x").status_code == 405
+    assert canned_upstream.requests == []
+
+
+def test_get_endpoint_and_last_event_id(serve_app: Any, canned_upstream: Any) -> None:
+    with passthrough(serve_app, canned_upstream, allow_get=True) as base:
+        response = httpx.get(f"{base}/noukai/flows/hello-world", params={"message": "hi"})
+        assert response.status_code == 200
+        assert parse_sse(response.content)[-1][0] == "flow_completed"
+        assert len(canned_upstream.requests) == 1
+        again = httpx.get(f"{base}/noukai/flows/hello-world", params={"message": "hi"},
+                          headers={"Last-Event-ID": "8"})
+        assert again.status_code == 204
+    assert len(canned_upstream.requests) == 1, "a reconnect must not start a second run"
+
+
+def test_field_policy(serve_app: Any, canned_upstream: Any) -> None:
+    options = {"inputs": BrowserInputPolicy(parameters=frozenset({"tone"}))}
+    with passthrough(serve_app, canned_upstream, **options) as base:
+        for body in [{"message": "x", "tools": []}, {"message": "x", "version": 2},
+                     {"message": "x", "block_overrides": {}},
+                     {"message": "x", "parameters": {"model": "gpt"}}, {}, [1]]:
+            response = post(base, "/noukai/flows/hello-world", body)
+            assert response.status_code == 422, body
+            assert set(response.json()["error"]) == {"code", "message"}
+        bad_json = httpx.post(f"{base}/noukai/flows/hello-world", content=b"{",
+                              headers={"content-type": "application/json"})
+        assert bad_json.status_code == 422
+        assert not canned_upstream.requests
+        ok = post(base, "/noukai/flows/hello-world",
+                  {"message": "x", "parameters": {"tone": "dry"}})
+        assert ok.status_code == 200
+    sent = json.loads(canned_upstream.requests[0][3])
+    assert sent["parameters"] == {"tone": "dry"}
+    assert "tools" not in sent and "version" not in sent
+
+
+def test_server_side_parameters_win(serve_app: Any, canned_upstream: Any) -> None:
+    flow = StreamedFlow("hello-world", parameters={"tone": "formal"},
+                        inputs=BrowserInputPolicy(parameters="*"))
+    with passthrough(serve_app, canned_upstream, flows=[flow]) as base:
+        post(base, "/noukai/flows/hello-world", {"message": "x", "parameters": {"tone": "rude"}})
+    assert json.loads(canned_upstream.requests[0][3])["parameters"] == {"tone": "formal"}
+
+
+def test_authorize_hook_sync_and_async(serve_app: Any, canned_upstream: Any) -> None:
+    def sync_hook(request: Request) -> bool:
+        if "authorization" not in request.headers:
+            raise HTTPException(401, "Sign in first.", headers={"WWW-Authenticate": "Bearer"})
+        return request.headers["authorization"] == "Bearer good"
+
+    async def async_hook(request: Request) -> None:
+        if request.headers.get("x-user") != "alice":
+            raise PermissionError
+
+    for hook in [sync_hook, async_hook]:
+        with passthrough(serve_app, canned_upstream, authorize=hook) as base:
+            url = "/noukai/flows/hello-world"
+            if hook is sync_hook:
+                anonymous = post(base, url, {"message": "x"})
+                assert anonymous.status_code == 401
+                assert anonymous.headers["www-authenticate"] == "Bearer"
+                assert anonymous.json()["error"]["code"] == "UNAUTHORIZED"
+                denied = post(base, url, {"message": "x"}, headers={"Authorization": "Bearer x"})
+                allowed = post(base, url, {"message": "x"},
+                               headers={"Authorization": "Bearer good"})
+            else:
+                denied = post(base, url, {"message": "x"}, headers={"X-User": "bob"})
+                allowed = post(base, url, {"message": "x"}, headers={"X-User": "alice"})
+            assert denied.status_code == 403
+            assert denied.json()["error"]["code"] == "FORBIDDEN"
+            assert allowed.status_code == 200
+    assert len(canned_upstream.requests) == 2
+
+
+def test_event_policy_is_configurable(serve_app: Any, canned_upstream: Any) -> None:
+    policy = EventPolicy().without("step_output").forwarding("step_input").keeping(
+        "step_input", ["inputData"])
+    with passthrough(serve_app, canned_upstream, event_policy=policy) as base:
+        frames = parse_sse(post(base, "/noukai/flows/hello-world", {"message": "x"}).content)
+    types = [f[0] for f in frames]
+    assert "step_output" not in types
+    assert types.count("step_input") == 2
+    assert frames[2][1]["inputData"] == {"secret": "PROMPT"}
+
+
+def test_heartbeats_while_upstream_is_quiet(serve_app: Any, canned_upstream: Any) -> None:
+    frames = canned_upstream.run_frames(1, extra=False)
+    canned_upstream.reply = canned_upstream.Reply(frames=frames, frame_delay=0.3)
+    with passthrough(serve_app, canned_upstream, heartbeat_interval=0.05) as base:
+        raw = post(base, "/noukai/flows/hello-world", {"message": "x"}).content
+    assert raw.count(b": keepalive\n\n") >= 2
+    assert not raw.startswith(b":"), "no heartbeat before the first event (start waits for it)"
+    assert parse_sse(raw)[-1][0] == "flow_completed"
+    # heartbeats carry no id, events keep consecutive ids
+    assert [f[2] for f in parse_sse(raw)] == ["1", "2", "3", "4"]
+
+
+STATUS_CASES = [
+    (400, {"detail": {"code": "MISSING_MESSAGE", "message": "need a message"}}, {}, 422,
+     "MISSING_MESSAGE"),
+    (429, {"detail": {"code": "RATE_LIMIT", "message": "slow down"}}, {"Retry-After": "7"}, 429,
+     "RATE_LIMITED"),
+    (401, {"detail": {"code": "UNAUTHENTICATED", "message": "bad key nk_test_key"}}, {}, 502,
+     "UPSTREAM_CONFIGURATION"),
+    (403, {"detail": {"code": "FORBIDDEN", "message": "no"}}, {}, 502, "UPSTREAM_CONFIGURATION"),
+    (402, {"detail": {"code": "INSUFFICIENT_CREDITS", "message": "pay"}}, {}, 502,
+     "UPSTREAM_CONFIGURATION"),
+    (404, {"detail": {"code": "FLOW_NOT_FOUND", "message": "no flow"}}, {}, 502,
+     "UPSTREAM_CONFIGURATION"),
+    (500, {"detail": {"code": "INTERNAL_ERROR", "message": "Traceback (most recent"}}, {}, 502,
+     "FLOW_FAILED"),
+]
+
+
+def test_status_mapping_before_the_first_event(serve_app: Any, canned_upstream: Any) -> None:
+    with passthrough(serve_app, canned_upstream) as base:
+        for status, body, headers, expected, code in STATUS_CASES:
+            canned_upstream.reply = canned_upstream.Reply(status=status, json=body,
+                                                          headers=headers)
+            response = post(base, "/noukai/flows/hello-world", {"message": "x"})
+            assert response.status_code == expected, (status, response.text)
+            assert response.headers["content-type"] == "application/json"
+            assert response.json()["error"]["code"] == code
+            assert b"nk_" not in response.content and b"Traceback" not in response.content
+            if expected == 429:
+                assert response.headers["retry-after"] == "7"
+
+
+def test_timeout_before_first_event_is_504(serve_app: Any, canned_upstream: Any) -> None:
+    canned_upstream.reply = canned_upstream.Reply(stall=1.0)
+    app = FastAPI(lifespan=noukai_lifespan(
+        api_key="nk_test_key", base_url=canned_upstream.base_url, org="acme", project="demo",
+        timeout=0.2, max_retries=0))
+    app.include_router(flow_stream_router(["hello-world"]), prefix="/noukai")
+    with serve_app(app) as base:
+        response = post(base, "/noukai/flows/hello-world", {"message": "x"})
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "UPSTREAM_TIMEOUT"
+
+
+def test_error_after_first_event_is_a_final_error_event(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    canned_upstream.reply = canned_upstream.Reply(
+        frames=canned_upstream.run_frames(2), drop_after=3)
+    with passthrough(serve_app, canned_upstream) as base:
+        response = post(base, "/noukai/flows/hello-world", {"message": "x"})
+    assert response.status_code == 200
+    frames = parse_sse(response.content)
+    assert [f[0] for f in frames][-1] == "error"
+    assert frames[-1][2] is None, "the error frame is not a real event: no id"
+    assert set(frames[-1][1]) == {"code", "message"}
+    assert b"Traceback" not in response.content and b"nk_" not in response.content
+
+
+def test_openapi_lists_the_endpoints(serve_app: Any, canned_upstream: Any) -> None:
+    flows = ["hello-world", StreamedFlow("local/demo/two-step", name="two")]
+    with passthrough(serve_app, canned_upstream, flows=flows) as base:
+        schema = httpx.get(f"{base}/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths) >= {"/noukai/flows/hello-world", "/noukai/flows/two"}
+    post_op = paths["/noukai/flows/hello-world"]["post"]
+    body = post_op["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["message"]
+    assert "text/event-stream" in post_op["responses"]["200"]["content"]
+
+
+def test_script_is_served(serve_app: Any, canned_upstream: Any) -> None:
+    with passthrough(serve_app, canned_upstream) as base:
+        response = httpx.get(f"{base}/noukai/noukai-stream.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert b"export function streamFlow" in response.content
