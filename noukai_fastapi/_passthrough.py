@@ -108,7 +108,11 @@ def flow_events_response(
     The same streaming as the router's endpoints (event policy, heartbeats,
     status mapping, disconnect handling), without its request parsing: the
     caller decides the arguments, so never pass browser input unchecked.
+    `run_remaining` defaults to true: the whole run streams over one
+    connection, so a browser disconnect during any block cancels the run
+    (step by step, a disconnect between two blocks would leave it paused).
     """
+    events_kwargs.setdefault("run_remaining", True)
     return FlowEventsResponse(
         flow.events(**events_kwargs),
         policy=policy,
