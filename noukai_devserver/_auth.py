@@ -59,7 +59,7 @@ def authenticate(workspace: Workspace, limiter: RateLimiter, request: Request) -
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise unauthenticated("expected 'Authorization: Bearer nk_...'")
+        raise unauthenticated("expected an 'Authorization: Bearer <API key>' header")
     key = workspace.keys.get(token)
     if key is None:
         raise unauthenticated("unknown API key")

@@ -64,6 +64,8 @@ def serve(
     live_idle_timeout: Annotated[float, typer.Option(
         help="Live trace of an idle step run closes after this, s.")] = 600.0,
     max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413.")] = 4194304,
+    snapshot_limit: Annotated[int, typer.Option(
+        help="Snapshots larger than this many bytes are truncated.")] = 262144,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve the Noukai HTTP API (without a command); `publish` publishes a flow version."""
@@ -77,7 +79,8 @@ def serve(
         heartbeat=heartbeat, job_min_latency=job_min_latency, slow_seconds=slow_seconds,
         rate_limit_window=rate_limit_window, session_retention=session_retention,
         job_workers=job_workers, stream_delay=stream_delay,
-        live_idle_timeout=live_idle_timeout, max_body_bytes=max_body_bytes)
+        live_idle_timeout=live_idle_timeout, max_body_bytes=max_body_bytes,
+        snapshot_limit=snapshot_limit)
     try:
         run_server(ws, _db_for(workspace, db), host, port, options, log_level=log_level,
                    show_keys=workspace is None)

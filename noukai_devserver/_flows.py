@@ -169,6 +169,8 @@ def parse_flow(raw: Any, slug: str, source: str) -> Flow:
     _expect(isinstance(required, list) and all(isinstance(p, str) for p in required),
             source, "parameters.required", "must be a list of names")
     capture = raw.get("capture")
+    if capture is False:  # YAML 1.1 reads a bare `off` as false
+        capture = raw["capture"] = "off"
     _expect(capture is None or capture in CAPTURE_MODES, source, "capture",
             f"must be one of {CAPTURE_MODES}")
     name = raw.get("name", slug)

@@ -101,6 +101,8 @@ def _credits(value: Any, source: str, where: str) -> Decimal | None:
 
 
 def _capture(value: Any, source: str, where: str) -> str | None:
+    if value is False:  # YAML 1.1 reads a bare `off` as false
+        return "off"
     if value is not None and value not in CAPTURE_MODES:
         raise WorkspaceError(source, where, f"must be one of {CAPTURE_MODES}")
     return value  # type: ignore[no-any-return]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,3 +32,51 @@ def broke_api(server: DevServer) -> Iterator[Api]:
     client = Api(server, server.broke_api_key)
     yield client
     client.close()
+
+
+WORKSPACE_CONFIG = """
+orgs:
+  acme:
+    credits: "0.000050"
+    capture: full
+    projects:
+      app: {}
+  other:
+    credits: unlimited
+    projects:
+      app: {}
+      secret: {capture: metadata_only}
+keys:
+  nk_acme_key: {org: acme}
+  nk_acme_limited: {org: acme, rateLimit: 3}
+  nk_other_key: {org: other}
+"""
+
+HELLO_FLOW = """
+message: required
+blocks:
+  - {id: respond, name: Respond, type: llm, prompt: "{{message}}"}
+"""
+
+
+@pytest.fixture(scope="session")
+def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A custom workspace: a small balance, a rate-limited key, a second org."""
+    root = tmp_path_factory.mktemp("workspace")
+    (root / "noukai.yaml").write_text(WORKSPACE_CONFIG)
+    for org, project in (("acme", "app"), ("other", "secret"), ("other", "app")):
+        folder = root / "flows" / org / project
+        folder.mkdir(parents=True)
+        (folder / "hello.yaml").write_text(HELLO_FLOW)
+    for mode in ("redacted", "off", "metadata_only"):
+        (root / "flows" / "other" / "app" / f"{mode}.yaml").write_text(
+            f"capture: {mode}\n{HELLO_FLOW}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def custom_server(noukai_devserver_factory: Callable[..., DevServer],
+                  workspace_dir: Path) -> DevServer:
+    """A server on the custom workspace, with a long rate-limit window."""
+    return noukai_devserver_factory(workspace=workspace_dir, rate_limit_window=60,
+                                    snapshot_limit=4000)
