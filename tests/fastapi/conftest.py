@@ -178,6 +178,13 @@ def serve_app() -> Callable[..., Any]:
     return _serve
 
 
+@pytest.fixture(scope="session")
+def slow_devserver(noukai_devserver_factory: Any) -> Any:
+    """A dev server whose slow blocks last 1 s: long enough that a disconnect
+    during the first block surely lands before the second would start."""
+    return noukai_devserver_factory(slow_seconds=1.0)
+
+
 @pytest.fixture
 def canned_upstream() -> Iterator[CannedUpstream]:
     upstream = CannedUpstream()

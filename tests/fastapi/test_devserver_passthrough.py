@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from noukai_core import Noukai
@@ -87,13 +86,6 @@ def test_a_failing_flow_ends_with_its_step_error(serve_app: Any, noukai_devserve
     assert response.status_code == 200
     assert events[-1][0] == "step_error"
     assert set(events[-1][1]["error"]) == {"code"}
-
-
-@pytest.fixture(scope="module")
-def slow_devserver(noukai_devserver_factory: Any) -> Any:
-    # Blocks long enough that a disconnect during the first one is certain to
-    # land before the second would start.
-    return noukai_devserver_factory(slow_seconds=1.0)
 
 
 def run_status(devserver: Any, execution_id: str) -> tuple[str, list[str]]:

@@ -1,0 +1,114 @@
+"""Headless Chromium on the example page: live rendering, and abort through the JS module.
+
+Debian's chromium at /usr/bin/chromium, driven by Playwright's Python package;
+if it is missing these tests fail (they never skip).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from example_apps.fastapi_app.app import create_app
+from noukai_core import Noukai
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def example_url(serve_app: Any, slow_devserver: Any,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("NOUKAI_API_KEY", slow_devserver.api_key)
+    monkeypatch.setenv("NOUKAI_BASE_URL", slow_devserver.base_url)
+    with serve_app(create_app(heartbeat_interval=0.1)) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def run_status(devserver: Any, execution_id: str) -> str:
+    with Noukai(api_key=devserver.api_key, base_url=devserver.base_url,
+                org=devserver.org, project=devserver.project) as client:
+        return client.flow("slow-steps").run(execution_id).trace().flow_run.status
+
+
+def test_steps_render_live_then_the_final_result(page: Page, example_url: str) -> None:
+    page.goto(example_url + "/")
+    page.select_option("#flow", "slow-steps")
+    page.fill("#message", "a lighthouse keeper")
+    page.click("#run")
+    first = page.locator('li.step[data-step-id="first"]')
+    expect(first).to_be_visible(timeout=10_000)
+    # the run is still going: the first step is on screen, the result is not
+    assert page.locator("#result").count() == 0
+    expect(page.locator("#result")).to_be_visible(timeout=20_000)
+    names = page.locator("li.step .step-name").all_inner_texts()
+    assert names == ["First", "Second", "Third"]
+    statuses = [s.get_attribute("data-status") for s in page.locator("li.step").all()]
+    assert statuses == ["completed"] * 3
+    assert page.locator("#result pre").inner_text().strip() != ""
+    assert "ms" in page.locator('li.step[data-step-id="third"] .timing').inner_text()
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_abort_through_the_js_module_cancels_the_run(
+    page: Page, example_url: str, slow_devserver: Any
+) -> None:
+    page.goto(example_url + "/")
+    outcome = page.evaluate(
+        """() => new Promise((resolve) => {
+            let executionId = null;
+            const run = window.noukaiStreamFlow("/noukai/flows/slow-steps", {
+                message: "abort me",
+                on: {
+                    run_started: (data) => { executionId = data.executionId; },
+                    step_started: () => run.abort(),
+                },
+            });
+            run.done.then((result) => resolve({executionId, status: result.status}));
+        })"""
+    )
+    assert outcome["status"] == "aborted"
+    deadline = time.monotonic() + 20
+    status = run_status(slow_devserver, outcome["executionId"])
+    while status != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = run_status(slow_devserver, outcome["executionId"])
+    assert status == "cancelled"
+
+
+def test_stop_button_and_errors_are_shown(page: Page, example_url: str) -> None:
+    page.goto(example_url + "/")
+    page.select_option("#flow", "slow-steps")
+    page.click("#run")
+    expect(page.locator('li.step[data-step-id="first"]')).to_be_visible(timeout=10_000)
+    page.click("#stop")
+    expect(page.locator("#status")).to_have_text("Stopped.")
+    page.fill("#message", "x" * 2_001)  # over the example's 2 000-character limit
+    page.click("#run")
+    expect(page.locator("#error")).to_contain_text("422 MESSAGE_TOO_LONG")
