@@ -9,7 +9,7 @@ flow-absolute: the step cursor stamps it, whatever the server sent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import PrivateAttr
 
@@ -18,45 +18,49 @@ from noukai_core._models._traces import TokenBreakdown
 
 
 class _Event(WireModel):
+    # `event_type` is a plain field (not a Literal) so a frame is parsed and
+    # validated in one pass from its JSON text; the parser then sets it to the
+    # canonical wire name, whatever the payload's own `eventType` said.
+    event_type: str = ""
     execution_id: str | None = None
     # The SSE `id:` of the frame, when the server sent one (live-trace resumes).
     event_id: str | None = None
 
     @property
     def type(self) -> str:
-        return str(getattr(self, "event_type"))  # noqa: B009 - each subclass declares it
+        return self.event_type
 
 
 class RunStarted(_Event):
-    event_type: Literal["run_started"] = "run_started"
+    event_type: str = "run_started"
     run_id: str | None = None
     flow_id: str | None = None
     step_count: int | None = None
 
 
 class StepStarted(_Event):
-    event_type: Literal["step_started"] = "step_started"
+    event_type: str = "step_started"
     step_id: str
     name: str | None = None
     step_index: int | None = None
 
 
 class StepInput(_Event):
-    event_type: Literal["step_input"] = "step_input"
+    event_type: str = "step_input"
     step_id: str
     input_data: dict[str, Any] | None = None
     step_index: int | None = None
 
 
 class StepOutput(_Event):
-    event_type: Literal["step_output"] = "step_output"
+    event_type: str = "step_output"
     step_id: str
     output_data: Any = None
     step_index: int | None = None
 
 
 class StepCompleted(_Event):
-    event_type: Literal["step_completed"] = "step_completed"
+    event_type: str = "step_completed"
     step_id: str
     name: str | None = None
     output: Any = None
@@ -67,7 +71,7 @@ class StepCompleted(_Event):
 
 
 class StepFailed(_Event):
-    event_type: Literal["step_error"] = "step_error"
+    event_type: str = "step_error"
     step_id: str
     name: str | None = None
     error: dict[str, Any] | None = None
@@ -85,7 +89,7 @@ class StepFailed(_Event):
 
 
 class StepPaused(_Event):
-    event_type: Literal["step_paused"] = "step_paused"
+    event_type: str = "step_paused"
     step_id: str | None = None
     step_index: int | None = None
     next_step_index: int | None = None
@@ -99,7 +103,7 @@ class ToolCallsRequired(_Event):
     the stream ends after this event.
     """
 
-    event_type: Literal["step_paused_for_tool_calls"] = "step_paused_for_tool_calls"
+    event_type: str = "step_paused_for_tool_calls"
     run_id: str | None = None
     step_id: str
     step_index: int
@@ -121,7 +125,7 @@ class ToolCallsRequired(_Event):
 
 
 class FlowCompleted(_Event):
-    event_type: Literal["flow_completed"] = "flow_completed"
+    event_type: str = "flow_completed"
     run_id: str | None = None
     result: Any = None
     summary: dict[str, Any] | None = None

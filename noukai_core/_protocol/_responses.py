@@ -75,31 +75,37 @@ def parse_stream_event(frame: ServerSentEvent) -> StreamEvent | None:
     """Type one SSE frame, or return None for a frame to skip.
 
     Skipped silently: unknown type, non-object payload. Skipped with a warning:
-    malformed JSON, a payload the event model rejects.
+    malformed JSON, a payload the event model rejects. The `event:` line wins
+    over the payload's `eventType` (contract §6.1 rule 3); with it, the JSON
+    text is parsed and validated in one pass.
     """
-    try:
-        payload = json.loads(frame.data)
-    except ValueError:
-        logger.warning(
-            "noukai: skipped a malformed stream frame (invalid JSON, event %r)", frame.event
-        )
-        return None
-    if not isinstance(payload, dict):
-        return None
-    wire_type = frame.event or payload.get("eventType")
+    wire_type: object = frame.event
+    if not wire_type:
+        try:
+            payload = json.loads(frame.data)
+        except ValueError:
+            logger.warning("noukai: skipped a malformed stream frame (invalid JSON)")
+            return None
+        wire_type = payload.get("eventType") if isinstance(payload, dict) else None
     model = EVENT_TYPES.get(wire_type) if isinstance(wire_type, str) else None
     if model is None:
         return None
-    payload.pop("eventType", None)
-    payload.pop("event_type", None)
-    if frame.id is not None:
-        payload["eventId"] = frame.id
     try:
-        return model.model_validate(payload)  # type: ignore[return-value]
+        event = model.model_validate_json(frame.data)
     except ValidationError as exc:
-        logger.warning(
-            "noukai: skipped a %s frame the event model rejects (%d invalid field(s))",
-            wire_type,
-            exc.error_count(),
-        )
+        kind = exc.errors()[0]["type"] if exc.error_count() else ""
+        if kind == "json_invalid":
+            logger.warning(
+                "noukai: skipped a malformed stream frame (invalid JSON, event %r)", wire_type
+            )
+        elif kind != "model_type":  # a JSON array or scalar: not an event, dropped silently
+            logger.warning(
+                "noukai: skipped a %s frame the event model rejects (%d invalid field(s))",
+                wire_type,
+                exc.error_count(),
+            )
         return None
+    event.event_type = model.model_fields["event_type"].default
+    if frame.id is not None:
+        event.event_id = frame.id
+    return event  # type: ignore[return-value]

@@ -45,6 +45,12 @@ class SSEDecoder:
         events: list[ServerSentEvent] = []
         if not chunk:
             return events
+        if not self._pending_cr and b"\r" not in chunk:
+            return self._feed_lf(chunk, events)
+        return self._feed_general(chunk, events)
+
+    def _feed_general(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
+        """Any line endings, including a CR at a chunk's end whose LF comes next."""
         start = 0
         if self._pending_cr:
             self._pending_cr = False
@@ -80,6 +86,30 @@ class SSEDecoder:
                 events.append(event)
             pos = after
         del buf[:pos]
+        return events
+
+    def _feed_lf(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
+        """The common case, LF-only framing: split in C, decode once, inline the hot fields."""
+        if self._buffer:
+            if b"\r" in self._buffer:
+                return self._feed_general(chunk, events)
+            chunk = bytes(self._buffer) + chunk
+        end = chunk.rfind(b"\n")
+        if end == -1:
+            self._buffer = bytearray(chunk)
+            return events
+        self._buffer = bytearray(chunk[end + 1 :])
+        for line in chunk[:end].decode("utf-8", "replace").split("\n"):
+            if line.startswith("data:"):
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(" ") else value)
+                self._has_data = True
+            elif not line:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            else:
+                self._line(line)
         return events
 
     def _line(self, line: str) -> ServerSentEvent | None:

@@ -13,8 +13,8 @@ from noukai_core._protocol._retry import retry_delay
 from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._common import (
     Logger,
+    RequestBuilder,
     TransportSettings,
-    build_request,
     classify,
     connection_error,
     limits,
@@ -35,6 +35,7 @@ class SyncTransport:
             limits=limits(settings), timeout=settings.timeout
         )
         self._log = Logger(settings)
+        self._builder = RequestBuilder(settings, self._client.headers)
 
     def _open(self, spec: RequestSpec, *, stream: bool) -> tuple[httpx.Response, int]:
         """Send with retries; returns the accepted response (maybe an error status)."""
@@ -42,7 +43,7 @@ class SyncTransport:
         while True:
             attempt += 1
             self._log.request(spec, attempt)
-            request = build_request(self._client, self.settings, spec)
+            request = self._builder.build(spec)
             try:
                 response = self._client.send(request, stream=stream)
             except httpx.TransportError as exc:

@@ -1,0 +1,123 @@
+"""Benchmark: events/s decoded by `events()` vs raw httpx line iteration (target ratio >= 0.8).
+
+A canned server (a subprocess) answers `POST .../step` with one pre-rendered
+stream of N frames: `run_started`, N `step_output` frames, `flow_completed`.
+Raw httpx only splits the stream into lines; noukai_core decodes SSE, parses
+JSON and builds a typed event per frame. The printed ratio is noukai_core's
+events per second over raw httpx's, measured in one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+
+N = 20_000
+ROUNDS = 3
+
+
+def _frame(event: str, payload: dict[str, object]) -> bytes:
+    payload = {"eventType": event, "executionId": "e", **payload}
+    return f"event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+def render() -> bytes:
+    text = "A step's partial output, of the size a streamed model chunk has. " * 4
+    parts = [_frame("run_started", {"runId": "e", "stepCount": 1})]
+    parts += [
+        _frame("step_output", {"stepId": "s", "outputData": {"delta": text, "i": i}})
+        for i in range(N)
+    ]
+    parts.append(_frame("flow_completed", {"runId": "e", "result": {"ok": True}}))
+    return b"".join(parts)
+
+
+async def _serve() -> None:
+    body = render()
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Request-ID: req_b\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await reader.readuntil(b"\r\n\r\n")
+                for line in request.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        await reader.readexactly(int(line.split(b":", 1)[1]))
+                writer.write(head + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def _raw(base_url: str) -> float:
+    with httpx.Client() as client:
+        start = time.perf_counter()
+        with client.stream("POST", f"{base_url}/seq/o/p/f/step", json={"stepIndex": 0}) as response:
+            events = sum(1 for line in response.iter_lines() if line.startswith("data:"))
+        elapsed = time.perf_counter() - start
+    assert events == N + 2
+    return events / elapsed
+
+
+def _raw_json(base_url: str) -> float:
+    """Context only: raw lines plus `json.loads` of each payload, the least a typed client does."""
+    with httpx.Client() as client:
+        start = time.perf_counter()
+        with client.stream("POST", f"{base_url}/seq/o/p/f/step", json={"stepIndex": 0}) as response:
+            events = sum(
+                1
+                for line in response.iter_lines()
+                if line.startswith("data:") and json.loads(line[5:])
+            )
+        elapsed = time.perf_counter() - start
+    assert events == N + 2
+    return events / elapsed
+
+
+def _noukai(base_url: str) -> float:
+    from noukai_core import Noukai
+
+    with Noukai(api_key="nk_bench", base_url=base_url) as client:
+        start = time.perf_counter()
+        events = sum(1 for _ in client.flow("o/p/f").events(message="hi"))
+        elapsed = time.perf_counter() - start
+    assert events == N + 2
+    return events / elapsed
+
+
+def main() -> None:
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        base_url = f"http://127.0.0.1:{int(server.stdout.readline())}/api/v1"
+        raw = max(_raw(base_url) for _ in range(ROUNDS))
+        raw_json = max(_raw_json(base_url) for _ in range(ROUNDS))
+        ours = max(_noukai(base_url) for _ in range(ROUNDS))
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"raw httpx lines: {raw:9.0f} events/s")
+    print(f"noukai_core:     {ours:9.0f} events/s")
+    print(f"raw lines+json:  {raw_json:9.0f} events/s (context)")
+    print(f"events ratio noukai_core/raw httpx = {ours / raw:.2f} (target >= 0.8)")
+    print(f"events ratio noukai_core/(raw httpx + json.loads) = {ours / raw_json:.2f} (context)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        asyncio.run(_serve())
+    else:
+        main()
