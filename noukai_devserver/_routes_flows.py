@@ -36,6 +36,8 @@ async def _preflight(request: Request, org: str, project: str, slug: str,
                      version: str | None) -> tuple[ServerState, Principal, Flow, int]:
     state = get_state(request)
     principal = authenticate(state.workspace, state.limiter, request)
+    if state.shutting_down:
+        raise ApiError(503, "SERVER_SHUTTING_DOWN", "the dev server is shutting down")
     check_project(state.workspace, principal, org, project)
     flow, number = await state.resolver.resolve(org, project, slug, parse_version(version))
     return state, principal, flow, number

@@ -47,6 +47,8 @@ def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]]
     async def body() -> AsyncIterator[bytes]:
         task = asyncio.create_task(produce())
         state.streams.add(queue)
+        if state.shutting_down:  # shutdown began between the route and this body
+            queue.put_nowait(SHUTDOWN)
         try:
             for event in prelude:
                 yield frame(event)

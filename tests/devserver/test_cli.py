@@ -1,0 +1,102 @@
+"""The command line: start banner, default database, shutdown with open streams."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from devserver_helpers import Api, events, parse_sse
+
+from noukai_devserver.pytest_plugin import DevServer
+
+BIN = Path(sys.executable).parent
+
+
+def test_console_script_and_module_both_show_help() -> None:
+    for cmd in ([str(BIN / "noukai-dev"), "--help"],
+                [sys.executable, "-m", "noukai_devserver", "--help"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        for option in ("--host", "--port", "--workspace", "--db", "--heartbeat",
+                       "--job-min-latency", "--slow-seconds", "--rate-limit-window",
+                       "--session-retention"):
+            assert option in proc.stdout
+        assert "publish" in proc.stdout
+
+
+def test_banner_names_base_url_org_project_and_key(server: DevServer) -> None:
+    text = server.log_text
+    assert f"serving http://127.0.0.1:{server.port}/api/v1" in text
+    assert "org: local  project: demo  api key: nk_local_dev" in text
+    assert "org: broke  project: demo  api key: nk_local_broke" in text
+
+
+def test_default_database_is_in_the_working_directory(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "noukai_devserver", "--port", "0"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        port = re.search(r"localhost:(\d+)/api/v1", first)
+        assert port, first
+        # Both loopback families answer on the same port.
+        for host in ("127.0.0.1", "[::1]"):
+            assert httpx.get(f"http://{host}:{port.group(1)}/").status_code == 200
+        assert (tmp_path / ".noukai-dev" / "demo.sqlite3").is_file()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.returncode == 0
+
+
+def test_sigterm_ends_open_streams_with_a_final_frame(
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    server = noukai_devserver_factory(slow_seconds=30)
+    api = Api(server)
+    captured: dict[str, bytes] = {}
+    opened = {"step": threading.Event(), "live": threading.Event()}
+
+    def read(name: str, method: str, path: str, body: dict | None = None) -> None:
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        buffer = b""
+        with httpx.stream(method, server.base_url + path, json=body, headers=headers,
+                          timeout=60) as response:
+            for chunk in response.iter_bytes():
+                buffer += chunk
+                if b"step_started" in buffer:
+                    opened[name].set()
+        captured[name] = buffer
+
+    job = api.http.post(api.flow("slow-steps", "jobs"), json={"message": "j"}).json()
+    step = threading.Thread(target=read, args=("step", "POST", "/seq/local/demo/slow-steps/step",
+                                               {"message": "s", "stepIndex": 0}))
+    step.start()
+    live = threading.Thread(target=read, args=(
+        "live", "GET", f"/seq/local/demo/slow-steps/runs/{job['executionId']}/trace/stream"))
+    live.start()
+    assert opened["step"].wait(30) and opened["live"].wait(30)
+    assert server.stop(timeout=30) != -signal.SIGKILL
+    step.join(30)
+    live.join(30)
+    step_frames = events(parse_sse(captured["step"]))
+    assert step_frames[-1]["eventType"] == "step_error"
+    assert step_frames[-1]["error"]["code"] == "SERVER_SHUTDOWN"
+    live_frames = parse_sse(captured["live"])
+    assert live_frames[-1].data is None and live_frames[-1].comments
+    # The database is consistent after the restart: nothing is left running.
+    server.start()
+    run_id = step_frames[0]["executionId"]
+    assert api.get(f"/seq/local/demo/slow-steps/runs/{run_id}").json()["status"] == "cancelled"
+    job_status = api.get(api.flow("slow-steps", f"jobs/{job['executionId']}")).json()
+    assert job_status["status"] == "failed" and "shut down" in job_status["error"]
+    api.close()
+    server.stop()
+    assert os.path.exists(server.db)

@@ -1,0 +1,291 @@
+"""Contract checks, part 3: tool pauses and resumes (§8) and `messages` mode (§12).
+
+Resumes are sent the way the SDKs send them: to the same path, without
+`X-Session-Id`, echoing `iterationsUsed`/`accumulatedOutputs`, with the paused
+`toolCallMessages` followed by one result per call, in each of the four
+tool-result shapes of §8.3.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_contract_sse_parser import (
+    check_error,
+    execute_body,
+    flow_path,
+    is_int,
+    open_client,
+    read_stream,
+    step_body,
+)
+
+from noukai_devserver.pytest_plugin import DevServer
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather for a location.",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
+                   "required": ["location"]}}}
+TOOLS = [WEATHER_TOOL]
+ResultShape = Callable[[str], dict[str, Any]]
+SHAPES: dict[str, ResultShape] = {
+    "camel-role-content": lambda i: {"role": "tool", "toolCallId": i, "content": "Sunny, 22C."},
+    "snake-role-content": lambda i: {"role": "tool", "tool_call_id": i, "content": "Rain."},
+    "snake-output-no-role": lambda i: {"tool_call_id": i, "output": "Fog."},
+    "camel-output-no-role": lambda i: {"toolCallId": i, "output": {"tempC": 22}},
+}
+
+
+@pytest.fixture
+def client(noukai_devserver: DevServer) -> Iterator[httpx.Client]:
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key) as c:
+        yield c
+
+
+def _locations(calls: list[dict[str, Any]]) -> list[str]:
+    return [json.loads(c["function"]["arguments"]).get("location") for c in calls]
+
+
+def check_paused(body: dict[str, Any]) -> None:
+    """Item 9 / §4.3: every PausedResult field, with its JSON type."""
+    assert body["status"] == "tool_calls_required", body
+    for key in ("executionId", "pausedAtStep", "flowId"):
+        assert isinstance(body[key], str) and body[key], key
+    assert is_int(body["iterationsUsed"]) and is_int(body["blockCount"])
+    assert isinstance(body["toolCallMessages"], list)
+    assert isinstance(body.get("accumulatedOutputs", {}), dict)
+    assert body["toolCalls"], "a pause has at least one tool call"
+    for call in body["toolCalls"]:
+        assert call["type"] == "function" and isinstance(call["id"], str) and call["id"]
+        assert isinstance(call["function"]["arguments"], str)  # item 27: a JSON string
+        json.loads(call["function"]["arguments"])
+    last = body["toolCallMessages"][-1]
+    assert last["role"] == "assistant" and "toolCalls" in last, last  # §8.3 camelCase out
+    assert [c["id"] for c in last["toolCalls"]] == [c["id"] for c in body["toolCalls"]]
+
+
+def resume_body(paused: dict[str, Any], shape: ResultShape, **extra: Any) -> dict[str, Any]:
+    """§8.1 step 2, as Python sends it: no message, echoes, original tools."""
+    results = [shape(call["id"]) for call in paused["toolCalls"]]
+    return execute_body(None, executionId=paused["executionId"],
+                        pausedAtStep=paused["pausedAtStep"],
+                        iterationsUsed=paused["iterationsUsed"],
+                        toolCallMessages=paused["toolCallMessages"] + results,
+                        accumulatedOutputs=paused.get("accumulatedOutputs", {}),
+                        tools=TOOLS, **extra)
+
+
+def _pause(client: httpx.Client, message: str, slug: str = "tools-enabled",
+           **extra: Any) -> dict[str, Any]:
+    response = client.post(flow_path(slug, "execute"),
+                           json=execute_body(message, tools=TOOLS, **extra))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    check_paused(body)
+    return body
+
+
+# -- /execute pause and resume (items 9, 24, 26, 27) ---------------------------
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_execute_pauses_then_resumes_with_each_result_shape(client: httpx.Client,
+                                                            shape: str) -> None:
+    paused = _pause(client, "What is the weather in Tokyo?")
+    assert paused["pausedAtStep"] == "weather" and paused["iterationsUsed"] == 1
+    assert _locations(paused["toolCalls"]) == ["Tokyo"]
+    assert all(m.get("role") != "system" for m in paused["toolCallMessages"])
+    response = client.post(flow_path("tools-enabled", "execute"),
+                           json=resume_body(paused, SHAPES[shape]))
+    assert response.status_code == 200, response.text
+    done = response.json()
+    assert done["status"] == "completed" and done["result"] is not None
+    assert done["executionId"] == paused["executionId"]
+
+
+def test_ts_style_resume_with_explicit_nulls(client: httpx.Client) -> None:
+    paused = _pause(client, "What is the weather in Lima?")
+    body = resume_body(paused, SHAPES["camel-role-content"], messages=None,
+                       blockOverrides=None, attachments=None, toolChoice=None)
+    body["message"] = None
+    done = client.post(flow_path("tools-enabled", "execute"), json=body)
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+
+
+def test_several_places_are_requested_one_per_round(client: httpx.Client) -> None:
+    """Item 25: a second pause with a longer conversation and a fresh tool id."""
+    first = _pause(client, "What is the weather in Paris and in Tokyo?")
+    second = client.post(flow_path("tools-enabled", "execute"),
+                         json=resume_body(first, SHAPES["camel-role-content"])).json()
+    check_paused(second)
+    assert second["executionId"] == first["executionId"]
+    assert second["iterationsUsed"] == first["iterationsUsed"] + 1
+    assert len(second["toolCallMessages"]) > len(first["toolCallMessages"])
+    assert _locations(first["toolCalls"]) + _locations(second["toolCalls"]) == \
+        ["Paris", "Tokyo"]
+    ids = [c["id"] for c in first["toolCalls"] + second["toolCalls"]]
+    assert len(set(ids)) == len(ids)
+    third = client.post(flow_path("tools-enabled", "execute"),
+                        json=resume_body(second, SHAPES["snake-output-no-role"])).json()
+    assert third["status"] == "completed"
+
+
+def test_tool_choice_required_and_none(client: httpx.Client) -> None:
+    """§8.3: "required" asks for a tool every turn; "none" never pauses."""
+    first = _pause(client, "Weather in Rome?", toolChoice="required")
+    again = client.post(flow_path("tools-enabled", "execute"),
+                        json=resume_body(first, SHAPES["camel-role-content"],
+                                         toolChoice="required")).json()
+    check_paused(again)
+    never = client.post(flow_path("tools-enabled", "execute"),
+                        json=execute_body("Weather in Rome?", tools=TOOLS, toolChoice="none"))
+    assert never.json()["status"] == "completed", never.text
+
+
+def test_tool_request_errors(client: httpx.Client) -> None:
+    """§8.4 limits: not enabled, more than 64 tools, an invalid name."""
+    path = flow_path("tools-enabled", "execute")
+    check_error(client.post(flow_path("hello-world", "execute"),
+                            json=execute_body("Weather in Oslo?", tools=TOOLS)),
+                400, "TOOLS_NOT_ENABLED")
+    many = [{"type": "function", "function": {"name": f"t{i}", "parameters": {}}}
+            for i in range(65)]
+    check_error(client.post(path, json=execute_body("Weather?", tools=many)),
+                400, "TOOLS_INVALID")
+    bad = [{"type": "function", "function": {"name": "bad name!", "parameters": {}}}]
+    check_error(client.post(path, json=execute_body("Weather?", tools=bad)),
+                400, "TOOL_NAME_INVALID")
+
+
+def test_resume_validation(client: httpx.Client) -> None:
+    """§8.1 table: bad execution id, wrong paused step, mismatched results, size."""
+    path = flow_path("tools-enabled", "execute")
+    paused = _pause(client, "What is the weather in Cairo?")
+    shape = SHAPES["camel-role-content"]
+    unknown = resume_body({**paused, "executionId": str(uuid.uuid4())}, shape)
+    response = client.post(path, json=unknown)
+    if response.status_code == 404:
+        check_error(response, 404, "RUN_NOT_FOUND")
+    else:
+        check_error(response, 400, "EXECUTION_ID_INVALID")
+    check_error(client.post(path, json=resume_body({**paused, "pausedAtStep": "nope"}, shape)),
+                400, "PAUSED_STEP_INVALID")
+    missing = resume_body(paused, shape)
+    missing["toolCallMessages"] = paused["toolCallMessages"]
+    check_error(client.post(path, json=missing), 400, "TOOL_RESULTS_MISMATCH")
+    stranger = resume_body(paused, lambda _: shape("call_unknown"))
+    check_error(client.post(path, json=stranger), 400, "TOOL_RESULTS_MISMATCH")
+    huge = resume_body(paused, lambda i: {"toolCallId": i, "output": "x" * 1_000_100})
+    check_error(client.post(path, json=huge), 413, "MESSAGES_TOO_LARGE")
+    # The run is still paused after refused resumes, and a good one finishes it.
+    done = client.post(path, json=resume_body(paused, shape)).json()
+    assert done["status"] == "completed"
+
+
+# -- /step pause and resume (items 15, 26; §8.2) -----------------------------------
+
+def _step_pause(client: httpx.Client, message: str) -> dict[str, Any]:
+    reply = read_stream(client, "POST", flow_path("tools-enabled", "step"),
+                        step_body(message, tools=TOOLS))
+    assert reply.response.status_code == 200, reply.raw
+    assert reply.types[0] == "run_started"
+    assert reply.types[-1] == "step_paused_for_tool_calls", reply.types
+    assert "step_completed" not in reply.types
+    paused = reply.events[-1]
+    assert paused["stepId"] == "weather" and paused["stepIndex"] == 0
+    assert paused["iterationsUsed"] == 1
+    return paused
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_step_pauses_for_tools_and_resumes(client: httpx.Client, shape: str) -> None:
+    paused = _step_pause(client, "What is the weather in Tokyo?")
+    results = [SHAPES[shape](c["id"]) for c in paused["toolCalls"]]
+    body = step_body(None, step_index=paused["stepIndex"], execution_id=paused["executionId"],
+                     outputs=paused["accumulatedOutputs"], tools=TOOLS,
+                     toolCallMessages=paused["toolCallMessages"] + results,
+                     iterationsUsed=paused["iterationsUsed"])
+    reply = read_stream(client, "POST", flow_path("tools-enabled", "step"), body)
+    assert reply.response.status_code == 200, reply.raw
+    assert "run_started" not in reply.types and "step_started" not in reply.types
+    assert reply.types[-1] == "flow_completed" and reply.types.count("step_completed") == 1
+    assert reply.events[-1]["result"] == reply.events[-2]["output"]
+
+
+def test_abandoned_step_pause_reruns_the_block(client: httpx.Client) -> None:
+    """§8.2 step 4: the same cursor without toolCallMessages restarts block k."""
+    paused = _step_pause(client, "What is the weather in Oslo?")
+    body = step_body(None, step_index=0, execution_id=paused["executionId"], tools=TOOLS)
+    reply = read_stream(client, "POST", flow_path("tools-enabled", "step"), body)
+    assert reply.response.status_code == 200, reply.raw
+    assert "run_started" not in reply.types
+    assert reply.types[-1] == "step_paused_for_tool_calls"
+    assert reply.events[-1]["iterationsUsed"] == 1
+
+
+# -- messages mode (§12, item 28) and session tags across resumes (item 27) -----
+
+def test_messages_mode_uses_only_the_last_user_turn(client: httpx.Client) -> None:
+    conversation = [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": "It is sunny in Paris."},
+        {"role": "user", "content": "And what is the weather in Oslo?"},
+    ]
+    response = client.post(flow_path("agent-tools", "execute"),
+                           json=execute_body(None, messages=conversation, tools=TOOLS))
+    paused = response.json()
+    check_paused(paused)
+    assert _locations(paused["toolCalls"]) == ["Oslo"]
+    done = client.post(flow_path("agent-tools", "execute"),
+                       json=resume_body(paused, SHAPES["snake-role-content"])).json()
+    assert done["status"] == "completed" and isinstance(done["result"]["message"], str)
+
+
+def test_messages_without_tools_completes(client: httpx.Client) -> None:
+    body = execute_body(None, messages=[{"role": "user", "content": "Hello agent"}])
+    done = client.post(flow_path("agent-tools", "execute"), json=body).json()
+    assert done["status"] == "completed" and isinstance(done["result"]["message"], str)
+
+
+@pytest.mark.parametrize("turn", [
+    {"role": "system", "content": "x"}, {"role": "developer", "content": "x"},
+    {"role": "function", "content": "x"}, {"content": "no role"}, {"role": 3, "content": "x"},
+])
+def test_messages_role_is_checked(client: httpx.Client, turn: dict[str, Any]) -> None:
+    body = execute_body(None, messages=[turn, {"role": "user", "content": "hi"}])
+    check_error(client.post(flow_path("agent-tools", "execute"), json=body),
+                400, "MESSAGES_ROLE_INVALID")
+
+
+def test_messages_over_one_megabyte_are_413(client: httpx.Client) -> None:
+    body = execute_body(None, messages=[{"role": "user", "content": "y" * 1_000_100}])
+    check_error(client.post(flow_path("agent-tools", "execute"), json=body),
+                413, "MESSAGES_TOO_LARGE")
+
+
+def test_resume_keeps_the_session_tag_of_the_fresh_call(noukai_devserver: DevServer,
+                                                        client: httpx.Client) -> None:
+    """§8.1 / item 27: the resume has no X-Session-Id; the run stays tagged, once."""
+    session_id = str(uuid.uuid4())
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as tagged:
+        paused = tagged.post(flow_path("tools-enabled", "execute"),
+                             json=execute_body("Weather in Kyoto?", tools=TOOLS)).json()
+    check_paused(paused)
+    done = client.post(flow_path("tools-enabled", "execute"),
+                       json=resume_body(paused, SHAPES["camel-role-content"])).json()
+    assert done["status"] == "completed"
+    session = client.get(f"/seq/sessions/{session_id}")
+    assert session.status_code == 200, session.text
+    [execution] = session.json()["executions"]
+    assert execution["executionId"] == paused["executionId"]
+    assert execution["triggerType"] == "execute" and execution["status"] == "completed"
+    assert execution["steps"][-1]["outputSnapshot"] == done["result"]
