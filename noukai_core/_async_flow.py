@@ -9,7 +9,8 @@ from typing import Any
 from noukai_core import _async_driver as driver
 from noukai_core._async_driver import AsyncToolHandler
 from noukai_core._config import FlowTarget, Version
-from noukai_core._flow_base import DEFAULT_ROUNDS, FlowBase
+from noukai_core._constants import DEFAULT_MAX_TOOL_ROUNDS
+from noukai_core._flow_base import FlowBase
 from noukai_core._jobs import AsyncJob
 from noukai_core._models._events import StepCompleted, StreamEvent
 from noukai_core._models._results import ExecuteOutcome, PausedResult
@@ -47,7 +48,7 @@ class AsyncFlow(FlowBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         tool_handler: AsyncToolHandler | None = None,
-        max_tool_rounds: int = DEFAULT_ROUNDS,
+        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
         trace: bool = False,
         version: Version = "production",
         timeout: float | None = None,
@@ -94,7 +95,7 @@ class AsyncFlow(FlowBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         tool_handler: AsyncToolHandler | None = None,
-        max_tool_rounds: int = DEFAULT_ROUNDS,
+        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
         input_overrides: Mapping[str, Any] | None = None,
         run_remaining: bool = False,
         trace: bool = False,
@@ -132,7 +133,7 @@ class AsyncFlow(FlowBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         tool_handler: AsyncToolHandler | None = None,
-        max_tool_rounds: int = DEFAULT_ROUNDS,
+        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
         input_overrides: Mapping[str, Any] | None = None,
         run_remaining: bool = False,
         trace: bool = False,

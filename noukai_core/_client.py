@@ -9,13 +9,13 @@ The API key is held by the transport settings and never shown by a repr.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
 
 import httpx
 
 from noukai_core._async_flow import AsyncFlow
 from noukai_core._config import (
     FlowIdentifier,
+    FlowTarget,
     resolve_api_key,
     resolve_base_url,
     resolve_defaults,
@@ -84,13 +84,13 @@ class _ClientBase:
             f"org={self._default_org!r}, project={self._default_project!r})"
         )
 
-    def _target(
+    def _flow_target(
         self,
         identifier: FlowIdentifier | None,
         org: str | None,
         project: str | None,
         slug: str | None,
-    ) -> Any:
+    ) -> FlowTarget:
         return resolve_flow(
             identifier,
             org=org,
@@ -146,7 +146,7 @@ class Noukai(_ClientBase):
         """A proxy for one flow: "slug", "org/project/slug", a dict, or keywords."""
         return Flow(
             self._transport,
-            self._target(identifier, org, project, slug),
+            self._flow_target(identifier, org, project, slug),
             default_session_id=self._session_id,
         )
 
@@ -211,7 +211,7 @@ class AsyncNoukai(_ClientBase):
         """A proxy for one flow: "slug", "org/project/slug", a dict, or keywords."""
         return AsyncFlow(
             self._transport,
-            self._target(identifier, org, project, slug),
+            self._flow_target(identifier, org, project, slug),
             default_session_id=self._session_id,
         )
 

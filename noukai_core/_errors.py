@@ -30,7 +30,9 @@ they are built from the server's `detail.message` and our own words only.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -218,9 +220,6 @@ def parse_retry_after_header(value: str | None, *, now: float | None = None) -> 
         return max(0.0, float(value))
     except ValueError:
         pass
-    import email.utils
-    import time
-
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from noukai_core._config import FlowTarget, Version, validate_segment, version_segment
-from noukai_core._constants import DEFAULT_MAX_TOOL_ROUNDS
 from noukai_core._protocol._cursor import StepStream
 from noukai_core._protocol._execute import ExecuteCall
 from noukai_core._protocol._polling import JobPoller, LiveTraceState
@@ -129,9 +128,6 @@ class FlowBase:
             max_tool_rounds=_check_rounds(max_tool_rounds),
         )
         return version_path, stream, plan_session(session_id, self._default_session_id)
-
-
-DEFAULT_ROUNDS = DEFAULT_MAX_TOOL_ROUNDS
 
 
 class RunBase:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,8 +106,6 @@ def stream_steps(events: Iterator[StreamEvent], has_tool_handler: bool) -> Itera
 def live_trace(
     transport: SyncTransport, state: LiveTraceState, timeout: float | None
 ) -> Iterator[StreamEvent]:
-    import time
-
     while True:
         state.connect()
         try:

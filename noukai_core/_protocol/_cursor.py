@@ -17,7 +17,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from noukai_core._errors import APIConnectionError, ToolCallLimitError
+from noukai_core._errors import APIConnectionError, FlowExecutionError, ToolCallLimitError
 from noukai_core._models._events import (
     FlowCompleted,
     RunStarted,
@@ -207,8 +207,6 @@ def completed_step(event: StreamEvent, *, has_tool_handler: bool) -> StepComplet
     A failed step raises rather than ending the iteration early, so a caller
     never mistakes a failed run for a shorter successful one.
     """
-    from noukai_core._errors import FlowExecutionError
-
     if isinstance(event, StepCompleted):
         return event
     if isinstance(event, StepFailed):

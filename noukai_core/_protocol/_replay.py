@@ -30,7 +30,7 @@ from noukai_core._models._events import (
 )
 from noukai_core._models._results import ExecuteResult, ExecutionFailure
 from noukai_core._models._sessions import SessionExecution, SessionResponse
-from noukai_core._protocol._responses import json_body
+from noukai_core._protocol._responses import json_body, raise_for_status
 from noukai_core._protocol._wire import RawResponse
 
 _SIDECAR_KEYS = ("__rendered_prompt__",)
@@ -38,8 +38,6 @@ REPLAYABLE_TRIGGERS = ("execute", "step")
 
 
 def parse_session(response: RawResponse) -> SessionResponse:
-    from noukai_core._protocol._responses import raise_for_status
-
     raise_for_status(response, session_fetch=True)
     try:
         return SessionResponse.model_validate(json_body(response))
