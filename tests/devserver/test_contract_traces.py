@@ -1,0 +1,301 @@
+"""Contract checks, part 4: runs and traces (§10) and sessions (§11).
+
+The demo server covers the common paths; two extra servers from the plugin's
+`noukai_devserver_factory` (each with its own small workspace written here)
+produce what the demo cannot: a session spanning two orgs (403), sessions past
+retention (410) and a `metadata_only` capture mode.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_contract_sse_parser import (
+    check_decimal,
+    check_error,
+    check_tokens,
+    execute_body,
+    flow_path,
+    is_int,
+    open_client,
+    read_stream,
+    step_body,
+)
+
+from noukai_devserver.pytest_plugin import DevServer
+
+STEP_STATUSES = {"running", "completed", "failed", "skipped"}
+RUN_STATUSES = {"pending", "running", "completed", "failed", "cancelled"}
+# §1.4: UTC, "Z", 0, 3 or 6 fractional digits (Python 3.10 fromisoformat).
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z$")
+FLOW = """message: required
+blocks:
+  - {id: respond, name: Respond, type: llm, model: local/echo-1, prompt: "{{message}}"}
+"""
+
+
+@pytest.fixture
+def client(noukai_devserver: DevServer) -> Iterator[httpx.Client]:
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key) as c:
+        yield c
+
+
+def _check_time(value: Any) -> None:
+    assert value is None or (isinstance(value, str) and TIMESTAMP.match(value)), value
+
+
+def check_step_trace(step: dict[str, Any]) -> None:
+    """§10.1 StepTrace: strict status, int attempt, object-or-null contexts."""
+    assert isinstance(step["stepId"], str) and step["stepId"]
+    assert is_int(step["attempt"]) and step["attempt"] >= 1
+    assert step["status"] in STEP_STATUSES, step
+    assert step.get("loopIndex") is None or is_int(step["loopIndex"])
+    for key in ("inputContext", "outputContext", "errorContext"):
+        assert step.get(key) is None or isinstance(step[key], dict), (key, step)
+    for key in ("durationMs", "inputSizeBytes", "outputSizeBytes"):
+        assert step.get(key) is None or is_int(step[key]), (key, step)
+    if step.get("tokens") is not None:
+        check_tokens(step["tokens"])
+    if step.get("costUsd") is not None:
+        check_decimal(step["costUsd"])
+    _check_time(step.get("startedAt"))
+    _check_time(step.get("completedAt"))
+
+
+def _trace(client: httpx.Client, slug: str, execution_id: str) -> dict[str, Any]:
+    response = client.get(flow_path(slug, f"runs/{execution_id}/trace"))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    for step in body["steps"]:
+        check_step_trace(step)
+    return body
+
+
+# -- traces (items 31, 32, 34) --------------------------------------------------
+
+def test_run_trace_of_an_execute_run(client: httpx.Client) -> None:
+    done = client.post(flow_path("two-step", "execute"), json=execute_body("trace me")).json()
+    trace = _trace(client, "two-step", done["executionId"])
+    run = trace["flowRun"]
+    assert run["id"] == done["executionId"] and run["flowId"] == done["flowId"]
+    assert run["status"] == "completed" and run.get("triggerType") == "execute"
+    assert run.get("stepCount") is None or is_int(run["stepCount"])
+    _check_time(run.get("startedAt"))
+    assert [s["stepId"] for s in trace["steps"]] == ["draft", "summarise"]
+    summary = client.get(flow_path("two-step", f"runs/{done['executionId']}"))
+    assert summary.status_code == 200 and summary.json()["id"] == done["executionId"]
+    assert summary.json()["status"] in RUN_STATUSES
+
+
+def test_run_trace_of_a_step_run_and_a_failed_run(client: httpx.Client) -> None:
+    reply = read_stream(client, "POST", flow_path("hello-world", "step"), step_body("s"))
+    execution_id = reply.events[0]["executionId"]
+    run = _trace(client, "hello-world", execution_id)["flowRun"]
+    assert run["triggerType"] == "step" and run["status"] == "completed"
+    failed = client.post(flow_path("always-fails", "execute"), json=execute_body("x")).json()
+    trace = _trace(client, "always-fails", failed["executionId"])
+    assert trace["flowRun"]["status"] == "failed"
+    explode = trace["steps"][-1]
+    assert explode["stepId"] == "explode" and explode["status"] == "failed"
+    assert isinstance(explode["errorContext"], dict)
+
+
+def test_step_trace_attempt_selection(client: httpx.Client) -> None:
+    """Item 32: absent = latest, `all` = ordered attempts, integer = that attempt."""
+    done = client.post(flow_path("flaky-retry", "execute"), json=execute_body("f")).json()
+    base = flow_path("flaky-retry", f"runs/{done['executionId']}/steps/flaky/trace")
+    latest = client.get(base).json()
+    check_step_trace(latest)
+    assert latest["stepId"] == "flaky" and latest["attempt"] == 2
+    assert latest["status"] == "completed"
+    every = client.get(base, params={"attempt": "all"}).json()
+    assert every["stepId"] == "flaky"
+    assert [a["attempt"] for a in every["attempts"]] == [1, 2]
+    assert [a["status"] for a in every["attempts"]] == ["failed", "completed"]
+    first = client.get(base, params={"attempt": "1"}).json()
+    check_step_trace(first)
+    assert first["attempt"] == 1 and first["status"] == "failed"
+    assert client.get(base, params={"attempt": "9"}).status_code == 404
+    [only] = _trace(client, "flaky-retry", done["executionId"])["steps"]
+    assert only["attempt"] == 2
+
+
+def test_step_trace_loop_index(client: httpx.Client) -> None:
+    done = client.post(flow_path("loop-list", "execute"), json=execute_body()).json()
+    base = flow_path("loop-list", f"runs/{done['executionId']}/steps/describe/trace")
+    for query in ({"loop_index": "1"}, {"loopIndex": "1"}):
+        response = client.get(base, params=query)
+        assert response.status_code == 200, response.text
+        check_step_trace(response.json())
+        assert response.json()["stepId"] == "describe" and response.json()["loopIndex"] == 1
+
+
+def test_trace_route_errors(client: httpx.Client) -> None:
+    """§10.2: unknown run / step 404 with codes; a run only under its own flow."""
+    done = client.post(flow_path("hello-world", "execute"), json=execute_body("e")).json()
+    eid = done["executionId"]
+    check_error(client.get(flow_path("hello-world", f"runs/{uuid.uuid4()}/trace")),
+                404, "RUN_NOT_FOUND")
+    check_error(client.get(flow_path("hello-world", f"runs/{eid}/steps/nope/trace")),
+                404, "STEP_NOT_FOUND")
+    for route in (f"runs/{eid}/trace", f"runs/{eid}", f"runs/{eid}/steps/respond/trace",
+                  f"runs/{eid}/trace/stream"):
+        check_error(client.get(flow_path("two-step", route)), 404)
+
+
+# -- sessions (items 35-37) ---------------------------------------------------------
+
+def _session(client: httpx.Client, session_id: str) -> dict[str, Any]:
+    response = client.get(f"/seq/sessions/{session_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["sessionId"] == session_id
+    return body
+
+
+def _check_session_steps(execution: dict[str, Any], live_outputs: list[Any]) -> None:
+    """The last `len(live_outputs)` snapshots equal the live outputs, in order."""
+    assert execution["snapshotsAvailable"] is True
+    assert execution.get("traceCaptureMode") == "full"
+    snapshots = [s["outputSnapshot"] for s in execution["steps"]]
+    assert snapshots[-len(live_outputs):] == live_outputs
+    for step in execution["steps"]:
+        assert step.get("inputSnapshot") is None or isinstance(step["inputSnapshot"], dict)
+        assert step.get("status", "completed") in STEP_STATUSES
+        assert step.get("truncated", False) is False
+        assert "__rendered_prompt__" not in str(step["outputSnapshot"])
+
+
+def test_session_collects_execute_step_and_job_runs(noukai_devserver: DevServer) -> None:
+    """Items 35, 36: one execution per run, start order, bare slug, live outputs."""
+    session_id = str(uuid.uuid4())
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
+        done = c.post(flow_path("two-step", "execute"), json=execute_body("s1")).json()
+        # Fetched immediately: snapshots are persisted before the response.
+        [execution] = _session(c, session_id)["executions"]
+        first = read_stream(c, "POST", flow_path("two-step", "step"), step_body("s2"))
+        draft = first.events[-2]["output"]
+        eid = first.events[0]["executionId"]
+        second = read_stream(c, "POST", flow_path("two-step", "step"), step_body(
+            None, step_index=1, execution_id=eid, outputs={"draft": draft}))
+        job = c.post(flow_path("hello-world", "jobs"), json=execute_body("s3")).json()
+        deadline = time.monotonic() + 30
+        while c.get(flow_path("hello-world", f"jobs/{job['executionId']}")).json()[
+                "status"] not in ("completed", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        executions = _session(c, session_id)["executions"]
+    assert execution["executionId"] == done["executionId"]
+    _check_session_steps(execution, [done["result"]])
+    assert [s["stepId"] for s in execution["steps"]] == ["draft", "summarise"]
+    assert [e["executionId"] for e in executions] == [done["executionId"], eid,
+                                                      job["executionId"]]
+    assert [e["triggerType"] for e in executions] == ["execute", "step", "job"]
+    assert [e["slug"] for e in executions] == ["two-step", "two-step", "hello-world"]
+    assert all(e["status"] == "completed" for e in executions)
+    _check_session_steps(executions[1], [draft, second.events[-2]["output"]])
+    assert len(executions[1]["steps"]) == 2
+    assert executions[1]["steps"][-1]["outputSnapshot"] == second.events[-1]["result"]
+    starts = [e.get("startedAt") for e in executions]
+    assert starts == sorted(starts)
+
+
+def test_session_records_the_failed_step(noukai_devserver: DevServer) -> None:
+    session_id = str(uuid.uuid4())
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
+        c.post(flow_path("always-fails", "execute"), json=execute_body("x"))
+        [execution] = _session(c, session_id)["executions"]
+    assert execution["status"] == "failed" and execution["errorAtStep"] == "explode"
+    error = execution["steps"][-1]["errorSnapshot"]
+    assert isinstance(error["code"], str) and isinstance(error["message"], str)
+
+
+def test_session_fetch_errors_on_the_demo_server(noukai_devserver: DevServer,
+                                                 client: httpx.Client) -> None:
+    """Item 37: malformed id 400, unknown 404; another org's session is hidden."""
+    check_error(client.get("/seq/sessions/not-a-uuid"), 400, "INVALID_SESSION_ID")
+    check_error(client.get(f"/seq/sessions/{uuid.uuid4()}"), 404, "SESSION_NOT_FOUND")
+    session_id = str(uuid.uuid4())
+    client.post(flow_path("hello-world", "execute"), json=execute_body("mine"),
+                headers={"X-Session-Id": session_id})
+    with open_client(noukai_devserver.base_url, noukai_devserver.broke_api_key) as other:
+        response = other.get(f"/seq/sessions/{session_id}")
+    if response.status_code == 403:
+        check_error(response, 403, "FORBIDDEN")
+    else:
+        check_error(response, 404, "SESSION_NOT_FOUND")
+
+
+def _workspace(root: Path, retention: float | None = None) -> Path:
+    lines = ["orgs:",
+             "  alpha: {credits: unlimited, capture: full, projects: {app: {}}}",
+             "  beta: {credits: unlimited, capture: full, projects: {app: {}}}",
+             "  gamma: {credits: unlimited, capture: metadata_only, projects: {app: {}}}",
+             "keys:", "  nk_alpha: {org: alpha}", "  nk_beta: {org: beta}",
+             "  nk_gamma: {org: gamma}"]
+    if retention is not None:
+        lines.append(f"sessionRetentionSeconds: {retention}")
+    (root / "noukai.yaml").write_text("\n".join(lines) + "\n")
+    for org in ("alpha", "beta", "gamma"):
+        (root / "flows" / org / "app").mkdir(parents=True)
+        (root / "flows" / org / "app" / "hello.yaml").write_text(FLOW)
+    return root
+
+
+@pytest.fixture(scope="module")
+def multi_org(noukai_devserver_factory: Callable[..., DevServer],
+              tmp_path_factory: pytest.TempPathFactory) -> DevServer:
+    return noukai_devserver_factory(_workspace(tmp_path_factory.mktemp("contract-ws")))
+
+
+def _tag(server: DevServer, key: str, org: str, session_id: str, **extra: Any) -> None:
+    with open_client(server.base_url, key, session_id) as c:
+        response = c.post(flow_path("hello", "execute", org, "app"),
+                          json=execute_body("tagged", **extra))
+        assert response.status_code == 200, response.text
+
+
+def test_session_spanning_an_inaccessible_org_is_403(multi_org: DevServer) -> None:
+    session_id = str(uuid.uuid4())
+    _tag(multi_org, "nk_alpha", "alpha", session_id)
+    _tag(multi_org, "nk_beta", "beta", session_id)
+    with open_client(multi_org.base_url, "nk_alpha") as c:
+        check_error(c.get(f"/seq/sessions/{session_id}"), 403, "FORBIDDEN")
+
+
+def test_metadata_only_capture_and_trace_flag(multi_org: DevServer) -> None:
+    """§11.3: metadata_only stores no snapshots; trace: true forces full."""
+    plain, traced = str(uuid.uuid4()), str(uuid.uuid4())
+    _tag(multi_org, "nk_gamma", "gamma", plain)
+    _tag(multi_org, "nk_gamma", "gamma", traced, trace=True)
+    with open_client(multi_org.base_url, "nk_gamma") as c:
+        [meta] = _session(c, plain)["executions"]
+        [full] = _session(c, traced)["executions"]
+    assert meta["snapshotsAvailable"] is False and meta["traceCaptureMode"] == "metadata_only"
+    assert all(s.get("outputSnapshot") is None for s in meta["steps"])
+    assert full["snapshotsAvailable"] is True and full["traceCaptureMode"] == "full"
+
+
+def test_session_past_retention_is_410(noukai_devserver_factory: Callable[..., DevServer],
+                                       tmp_path: Path) -> None:
+    server = noukai_devserver_factory(_workspace(tmp_path, retention=0.2))
+    session_id = str(uuid.uuid4())
+    _tag(server, "nk_alpha", "alpha", session_id)
+    with open_client(server.base_url, "nk_alpha") as c:
+        deadline = time.monotonic() + 20
+        response = c.get(f"/seq/sessions/{session_id}")
+        while response.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            response = c.get(f"/seq/sessions/{session_id}")
+    check_error(response, 410, "SESSION_EXPIRED")
+    server.stop()
