@@ -21,7 +21,7 @@ from noukai_core._protocol._replay import replayed_events
 from noukai_core._protocol._requests import step_spec
 from noukai_core._protocol._retry import backoff
 from noukai_core._protocol._wire import Send
-from noukai_core._scope import SessionPlan
+from noukai_core._scope import SessionPlan, concurrent_call_guard
 from noukai_core._transport._async import AsyncTransport
 
 AsyncToolHandler = Callable[
@@ -64,26 +64,29 @@ async def stream_events(
     handler: AsyncToolHandler | None,
     timeout: float | None,
 ) -> AsyncGenerator[StreamEvent, None]:
-    if plan.cassette is not None:
-        await drive(ensure_loaded(plan.cassette, timeout), transport)
-        for event in replayed_events(plan.cassette.take(target.slug, "step")):
-            yield event
-        return
-    while (body := stream.next_body()) is not None:
-        spec = step_spec(target, version_path, body, session_id=plan.session_id, timeout=timeout)
-        try:
-            async with transport.stream(spec) as chunks:
-                async for chunk in chunks:
-                    for event in stream.feed(chunk):
-                        if isinstance(event, ToolCallsRequired) and handler is not None:
-                            stream.resume(await call_handler(handler, event.tool_calls))
-                        yield event
-                    if stream.stream_done:
-                        break
-        except APIConnectionError as exc:
-            exc.execution_id = exc.execution_id or stream.execution_id
-            raise
-        stream.stream_ended()
+    with concurrent_call_guard(target.slug):
+        if plan.cassette is not None:
+            await drive(ensure_loaded(plan.cassette, timeout), transport)
+            for event in replayed_events(plan.cassette.take(target.slug, "step")):
+                yield event
+            return
+        while (body := stream.next_body()) is not None:
+            spec = step_spec(
+                target, version_path, body, session_id=plan.session_id, timeout=timeout
+            )
+            try:
+                async with transport.stream(spec) as chunks:
+                    async for chunk in chunks:
+                        for event in stream.feed(chunk):
+                            if isinstance(event, ToolCallsRequired) and handler is not None:
+                                stream.resume(await call_handler(handler, event.tool_calls))
+                            yield event
+                        if stream.stream_done:
+                            break
+            except APIConnectionError as exc:
+                exc.execution_id = exc.execution_id or stream.execution_id
+                raise
+            stream.stream_ended()
 
 
 async def stream_steps(

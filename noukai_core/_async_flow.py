@@ -21,6 +21,7 @@ from noukai_core._protocol._execute import (
     submit_job_protocol,
 )
 from noukai_core._runs import AsyncRun
+from noukai_core._scope import concurrent_call_guard
 from noukai_core._transport._async import AsyncTransport
 
 
@@ -72,7 +73,8 @@ class AsyncFlow(FlowBase):
             session_id=session_id,
             idempotency_key=idempotency_key,
         )
-        outcome = await driver.drive(execute_protocol(call), self._transport, tool_handler)
+        with concurrent_call_guard(self.slug):
+            outcome = await driver.drive(execute_protocol(call), self._transport, tool_handler)
         return self._resumable(outcome, call)
 
     def _resumable(self, outcome: ExecuteOutcome, call: ExecuteCall) -> ExecuteOutcome:

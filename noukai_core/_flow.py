@@ -20,6 +20,7 @@ from noukai_core._protocol._execute import (
     submit_job_protocol,
 )
 from noukai_core._runs import Run
+from noukai_core._scope import concurrent_call_guard
 from noukai_core._sync_driver import SyncToolHandler
 from noukai_core._transport._sync import SyncTransport
 
@@ -69,7 +70,8 @@ class Flow(FlowBase):
             session_id=session_id,
             idempotency_key=idempotency_key,
         )
-        outcome = driver.drive(execute_protocol(call), self._transport, tool_handler)
+        with concurrent_call_guard(self.slug):
+            outcome = driver.drive(execute_protocol(call), self._transport, tool_handler)
         return self._resumable(outcome, call)
 
     def _resumable(self, outcome: ExecuteOutcome, call: ExecuteCall) -> ExecuteOutcome:

@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import functools
@@ -26,6 +27,7 @@ import inspect
 import os
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ class TraceScope:
         self.cassette = cassette
         self._extra: dict[str, ReplayCassette] = {}
         self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
 
     def cassette_for(self, session_id: str) -> ReplayCassette:
         """The cassette of an explicit `session_id=` inside a replay scope (one fetch each)."""
@@ -71,6 +74,25 @@ class TraceScope:
             return self.cassette
         with self._lock:
             return self._extra.setdefault(canonical, ReplayCassette(canonical))
+
+    @contextmanager
+    def _tracking(self, slug: str) -> Iterator[None]:
+        with self._lock:
+            count = self._in_flight[slug] = self._in_flight.get(slug, 0) + 1
+        if count > 1:
+            # Replay matches by (slug, position): overlapping calls to one flow
+            # record or consume positions in an order nobody chose.
+            warnings.warn(
+                f"concurrent calls to flow {slug!r} in one session scope: "
+                "their replay order is undefined",
+                UserWarning,
+                stacklevel=4,
+            )
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[slug] -= 1
 
     def __repr__(self) -> str:
         return f"TraceScope(session_id={self.session_id!r}, mode={self.mode.value!r})"
@@ -89,6 +111,12 @@ def current_session_id() -> str | None:
     """The session id of the active scope, or None outside any scope."""
     scope = _ACTIVE.get()
     return scope.session_id if scope is not None else None
+
+
+def concurrent_call_guard(slug: str) -> contextlib.AbstractContextManager[None]:
+    """Track one SDK call to `slug` in the active scope (a no-op outside any scope)."""
+    scope = _ACTIVE.get()
+    return scope._tracking(slug) if scope is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from noukai_core._protocol._replay import replayed_events
 from noukai_core._protocol._requests import step_spec
 from noukai_core._protocol._retry import backoff
 from noukai_core._protocol._wire import Send
-from noukai_core._scope import SessionPlan
+from noukai_core._scope import SessionPlan, concurrent_call_guard
 from noukai_core._transport._sync import SyncTransport
 
 SyncToolHandler = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -74,25 +74,28 @@ def stream_events(
     handler: SyncToolHandler | None,
     timeout: float | None,
 ) -> Iterator[StreamEvent]:
-    if plan.cassette is not None:
-        drive(ensure_loaded(plan.cassette, timeout), transport)
-        yield from replayed_events(plan.cassette.take(target.slug, "step"))
-        return
-    while (body := stream.next_body()) is not None:
-        spec = step_spec(target, version_path, body, session_id=plan.session_id, timeout=timeout)
-        try:
-            with transport.stream(spec) as chunks:
-                for chunk in chunks:
-                    for event in stream.feed(chunk):
-                        if isinstance(event, ToolCallsRequired) and handler is not None:
-                            stream.resume(call_handler(handler, event.tool_calls))
-                        yield event
-                    if stream.stream_done:
-                        break
-        except APIConnectionError as exc:
-            exc.execution_id = exc.execution_id or stream.execution_id
-            raise
-        stream.stream_ended()
+    with concurrent_call_guard(target.slug):
+        if plan.cassette is not None:
+            drive(ensure_loaded(plan.cassette, timeout), transport)
+            yield from replayed_events(plan.cassette.take(target.slug, "step"))
+            return
+        while (body := stream.next_body()) is not None:
+            spec = step_spec(
+                target, version_path, body, session_id=plan.session_id, timeout=timeout
+            )
+            try:
+                with transport.stream(spec) as chunks:
+                    for chunk in chunks:
+                        for event in stream.feed(chunk):
+                            if isinstance(event, ToolCallsRequired) and handler is not None:
+                                stream.resume(call_handler(handler, event.tool_calls))
+                            yield event
+                        if stream.stream_done:
+                            break
+            except APIConnectionError as exc:
+                exc.execution_id = exc.execution_id or stream.execution_id
+                raise
+            stream.stream_ended()
 
 
 def stream_steps(events: Iterator[StreamEvent], has_tool_handler: bool) -> Iterator[StepCompleted]:

@@ -96,3 +96,28 @@ def test_supplied_client_headers_reach_the_server(scripted_server: Any) -> None:
 def test_invalid_timeout_is_a_value_error(bad: object) -> None:
     with pytest.raises(ValueError):
         nk.Noukai(api_key=KEY, timeout=bad)  # type: ignore[arg-type]
+
+
+async def test_concurrent_same_flow_calls_in_one_scope_warn(scripted_server: Any) -> None:
+    done = {"status": "completed", "result": 1, "executionId": "E", "flowId": "F", "blockCount": 1}
+    both_arrived = threading.Barrier(2, timeout=5)
+
+    def slow_ok(request: Any, conn: Any) -> None:
+        both_arrived.wait()  # answer only once both calls are in flight
+        conn.respond(200, done)
+
+    scripted_server.responders = slow_ok
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
+        flow = c.flow("o/p/f")
+        with pytest.warns(UserWarning, match="concurrent calls to flow 'f'"):
+            async with nk.trace_scope():
+                await asyncio.gather(flow.execute(message="a"), flow.execute(message="b"))
+
+
+def test_the_key_never_shows_in_reprs(scripted_server: Any) -> None:
+    secret = "nk_do_not_print_me"
+    client = nk.Noukai(api_key=secret, base_url=scripted_server.base_url)
+    flow = client.flow("o/p/f")
+    things = [client, flow, flow.run("E"), client._transport, client._transport.settings]
+    assert all(secret not in repr(thing) and secret not in str(thing) for thing in things)
+    client.close()
