@@ -10,8 +10,10 @@ Two classes of request:
   response: the hosted API promises no deduplication, so a duplicate run is a
   duplicate charge. Every retry reuses the call's `Idempotency-Key`.
 
-Delays: `Retry-After` when sent (seconds or HTTP date, capped), else
-exponential backoff with jitter.
+Delays: `Retry-After` when sent (seconds or HTTP date), else exponential
+backoff with jitter. A `Retry-After` beyond `MAX_RETRY_AFTER` is not slept
+through silently: the error is raised at once, carrying `retry_after`, so the
+caller decides whether to wait that long.
 """
 
 from __future__ import annotations
@@ -69,5 +71,5 @@ def retry_delay(
     if not retryable:
         return None
     if retry_after is not None:
-        return min(retry_after, MAX_RETRY_AFTER)
+        return retry_after if retry_after <= MAX_RETRY_AFTER else None
     return backoff(attempt, rand)

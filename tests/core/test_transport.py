@@ -251,3 +251,18 @@ def test_logging_never_shows_the_key(
     with client(scripted_server) as c:
         c.flow("o/p/f").execute(message="hi")
     assert KEY not in caplog.text
+
+
+def test_retry_after_beyond_the_cap_is_raised_not_slept(scripted_server: ScriptedServer) -> None:
+    scripted_server.responders = [status(429, {"Retry-After": "3600"}), ok]
+    with client(scripted_server, max_retries=3) as c, pytest.raises(nk.RateLimitError) as info:
+        c.flow("o/p/f").execute(message="hi")
+    assert info.value.retry_after == 3600.0
+    assert len(scripted_server.posts()) == 1
+
+
+def test_retry_after_as_an_http_date(scripted_server: ScriptedServer) -> None:
+    scripted_server.responders = [status(503, {"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}), ok]
+    with client(scripted_server) as c:
+        assert c.flow("o/p/f").execute(message="hi").status == "completed"
+    assert len(scripted_server.posts()) == 2

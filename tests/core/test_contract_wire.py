@@ -1,0 +1,586 @@
+"""Contract checks of the client: what `noukai_core` puts on the wire.
+
+A small fake Noukai (threaded `http.server` on a free loopback port, written
+here from the HTTP contract) records every raw request and answers with
+contract-shaped canned responses. The public API of `noukai_core` drives it;
+the assertions compare the recorded requests with §1.2 (headers), §2 (paths
+and version routing), §4.1/§8.1 (execute and resume bodies), §5.1/§7.1/§8.2
+(the `/step` cursor), §9 (jobs), §10 (traces) and §11.2 (session fetches).
+
+The fake's `/step` deliberately sends segment-local `stepIndex` values (0 in
+every call, as the hosted service does, §6.3): a client must derive its next
+`stepIndex` by counting `step_completed` frames, never from those values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from noukai_core import AsyncNoukai, Noukai, replay_scope_sync
+
+KEY = "nk_contract_test"
+BLOCKS = ["a", "b", "c"]
+EXEC_ID = "5b0c2f8e-6a8e-4a7e-9d0c-0f1e2d3c4b5a"
+FLOW_ID = "0d9a3c1e-2b4f-4e6a-8c7d-1a2b3c4d5e6f"
+CALL = {
+    "id": "call_7f3a",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"location": "Tokyo"}'},
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+        },
+    }
+]
+PAUSED_MESSAGES = [
+    {"role": "user", "content": "Weather in Tokyo?"},
+    {"role": "assistant", "content": None, "toolCalls": [CALL]},
+]
+SESSION_HEADER_ALLOWED = re.compile(r"/(execute|step|jobs)$")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    raw_header_names: list[str]
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
+
+def _output(block: str) -> dict[str, str]:
+    return {"response": f"out-{block}"}
+
+
+def _sse(*payloads: dict[str, Any]) -> bytes:
+    frames = [
+        f"event: {p['eventType']}\ndata: {json.dumps(p, separators=(',', ':'))}\n\n"
+        for p in payloads
+    ]
+    return "".join(frames).encode()
+
+
+def _event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"eventType": kind, "executionId": EXEC_ID, **fields}
+
+
+def _run_block(index: int) -> list[dict[str, Any]]:
+    block = BLOCKS[index]
+    return [
+        _event("step_started", stepId=block, name=block.upper(), stepIndex=0),
+        _event(
+            "step_completed",
+            stepId=block,
+            name=block.upper(),
+            output=_output(block),
+            durationMs=3,
+            tokens={"prompt": 1, "completion": 2, "total": 3},
+            costUsd="0.000003",
+        ),
+    ]
+
+
+def _step_reply(body: dict[str, Any]) -> bytes:
+    """The §7.2 server: one block per call (or all with runRemaining); tool pause on b."""
+    frames: list[dict[str, Any]] = []
+    if body.get("executionId") is None:
+        frames.append(_event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=3))
+    index = body["stepIndex"]
+    resuming = body.get("toolCallMessages") is not None
+    while True:
+        if BLOCKS[index] == "b" and body.get("tools") and not resuming:
+            frames.append(
+                _event(
+                    "step_paused_for_tool_calls",
+                    runId=EXEC_ID,
+                    stepId="b",
+                    stepIndex=index,
+                    iterationsUsed=1,
+                    toolCallMessages=PAUSED_MESSAGES,
+                    toolCalls=[CALL],
+                    accumulatedOutputs={"a": _output("a")},
+                )
+            )
+            return _sse(*frames)
+        resuming = False
+        frames += _run_block(index)
+        index += 1
+        if index == len(BLOCKS):
+            frames.append(_event("flow_completed", runId=EXEC_ID, result=_output("c")))
+            return _sse(*frames)
+        if not body.get("runRemaining"):
+            frames.append(_event("step_paused", stepId=BLOCKS[index - 1], stepIndex=0))
+            return _sse(*frames)
+
+
+def _answer(request: Recorded) -> tuple[int, str, bytes]:
+    path = request.path.split("?")[0]
+    if path.endswith("/execute"):
+        body = request.json
+        if body.get("tools") and body.get("toolCallMessages") is None:
+            reply: Any = {
+                "status": "tool_calls_required",
+                "executionId": EXEC_ID,
+                "pausedAtStep": "weather",
+                "iterationsUsed": 1,
+                "toolCallMessages": PAUSED_MESSAGES,
+                "toolCalls": [CALL],
+                "accumulatedOutputs": {"prep": {"x": 1}},
+                "flowId": FLOW_ID,
+                "blockCount": 2,
+            }
+        else:
+            reply = {
+                "status": "completed",
+                "result": _output("c"),
+                "executionId": EXEC_ID,
+                "flowId": FLOW_ID,
+                "blockCount": 2,
+            }
+    elif path.endswith("/step"):
+        return 200, "text/event-stream", _step_reply(request.json)
+    elif path.endswith("/trace/stream"):
+        frames = [
+            _event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=1),
+            *_run_block(0),
+            _event("flow_completed", runId=EXEC_ID, result=_output("a")),
+        ]
+        return 200, "text/event-stream", _sse(*frames)
+    elif path.endswith("/jobs"):
+        reply = {"executionId": EXEC_ID, "status": "pending", "flowId": FLOW_ID, "blockCount": 1}
+    elif "/jobs/" in path:
+        reply = {
+            "executionId": path.rsplit("/", 1)[1],
+            "status": "completed",
+            "result": _output("a"),
+            "error": None,
+        }
+    elif path.endswith("/steps/a/trace"):
+        attempt = {"stepId": "a", "attempt": 1, "status": "completed", "loopIndex": None}
+        reply = {"stepId": "a", "attempts": [attempt]} if "attempt=all" in request.path else attempt
+    elif path.endswith("/trace"):
+        reply = {
+            "flowRun": {"id": EXEC_ID, "flowId": FLOW_ID, "status": "completed"},
+            "steps": [{"stepId": "a", "attempt": 1, "status": "completed"}],
+        }
+    elif path.startswith("/api/v1/seq/sessions/"):
+        reply = {
+            "sessionId": path.rsplit("/", 1)[1],
+            "executions": [
+                {
+                    "executionId": EXEC_ID,
+                    "flowId": FLOW_ID,
+                    "slug": "hello",
+                    "triggerType": "execute",
+                    "status": "completed",
+                    "snapshotsAvailable": True,
+                    "traceCaptureMode": "full",
+                    "steps": [{"stepId": "a", "outputSnapshot": _output("a")}],
+                }
+            ],
+        }
+    else:
+        reply = {"detail": {"code": "FLOW_NOT_FOUND", "message": f"no route {path}"}}
+        return 404, "application/json", json.dumps(reply).encode()
+    return 200, "application/json", json.dumps(reply).encode()
+
+
+class FakeNoukai:
+    """A threaded HTTP server on 127.0.0.1:<free port> that records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        lock = threading.Lock()
+        recorded = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Recorded(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    list(self.headers.keys()),
+                    self.rfile.read(length),
+                )
+                with lock:
+                    recorded.append(request)
+                status, content_type, payload = _answer(request)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("X-Request-ID", f"req_{uuid.uuid4().hex[:24]}")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNoukai]:
+    server = FakeNoukai()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def client(fake: FakeNoukai) -> Iterator[Noukai]:
+    with Noukai(KEY, base_url=fake.base_url, org="acme", project="app") as c:
+        yield c
+
+
+FLOW = "/api/v1/seq/acme/app/hello"
+
+
+def check_headers(request: Recorded, session_id: str | None = None) -> None:
+    """§1.2: auth, pinned version, Accept everywhere, Content-Type iff a body."""
+    headers = request.headers
+    assert headers["authorization"] == f"Bearer {KEY}"
+    assert headers["x-noukai-api-version"] == "2026-05-31"
+    assert headers["accept"] == "application/json"
+    if request.method == "POST":
+        assert headers["content-type"] == "application/json"
+    else:
+        assert not request.body and "content-type" not in headers
+    assert "x-request-id" not in headers and "cookie" not in headers
+    assert headers.get("x-session-id") == session_id, (request.path, headers)
+    if session_id is not None:
+        assert SESSION_HEADER_ALLOWED.search(request.path), request.path
+
+
+def check_body_style(request: Recorded) -> dict[str, Any]:
+    """§1.4: camelCase top-level keys, nulls omitted (Python), defaults present."""
+    body = request.json
+    assert all("_" not in key for key in body), body
+    assert all(v is not None for v in body.values()), body
+    assert isinstance(body["parameters"], dict)
+    assert isinstance(body["iterationsUsed"], int) and not isinstance(body["iterationsUsed"], bool)
+    assert isinstance(body["accumulatedOutputs"], dict) and isinstance(body["trace"], bool)
+    return body
+
+
+# -- §2: paths and version routing ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "version,prefix",
+    [
+        (None, FLOW),
+        ("production", FLOW),
+        ("draft", f"{FLOW}/v0"),
+        (3, f"{FLOW}/v3"),
+    ],
+)
+def test_version_is_routed_by_path_only(
+    client: Noukai, fake: FakeNoukai, version: str | int | None, prefix: str
+) -> None:
+    flow = client.flow("hello")
+    kwargs: dict[str, Any] = {} if version is None else {"version": version}
+    flow.execute("hi", **kwargs)
+    job = flow.execute_async("hi", **kwargs)
+    job.poll()
+    paths = [r.path for r in fake.requests]
+    assert paths == [f"{prefix}/execute", f"{prefix}/jobs", f"{FLOW}/jobs/{EXEC_ID}"]
+    assert all("version" not in r.json for r in fake.requests if r.method == "POST")
+
+
+def test_step_versions(client: Noukai, fake: FakeNoukai) -> None:
+    """§2: steps on /vN; draft (`/v0`) and negative versions refused before any request."""
+    list(client.flow("hello").steps("hi", version=2, run_remaining=True))
+    assert [r.path for r in fake.requests] == [f"{FLOW}/v2/step"]
+    for bad in ("draft", 0, -1):
+        with pytest.raises(ValueError):
+            list(client.flow("hello").events("hi", version=bad))
+    with pytest.raises(ValueError):
+        client.flow("hello").execute("hi", version=-2)
+    assert len(fake.requests) == 1
+
+
+# -- §1.2 / §4.1: headers and the fresh execute body -------------------------------
+
+
+def test_fresh_execute_body_and_headers(client: Noukai, fake: FakeNoukai) -> None:
+    client.flow("hello").execute("hi")
+    [request] = fake.requests
+    check_headers(request)
+    assert request.json == {
+        "message": "hi",
+        "parameters": {},
+        "iterationsUsed": 0,
+        "accumulatedOutputs": {},
+        "trace": False,
+    }
+
+
+def test_execute_options_are_camel_case(client: Noukai, fake: FakeNoukai) -> None:
+    overrides = {"step-1": {"model": "anthropic/claude-haiku-4-5", "temperature": 0.5}}
+    attachment = {"url": "https://example.test/a.png", "mime_type": "image/png"}
+    client.flow("hello").execute(
+        "hi",
+        parameters={"k": "v"},
+        block_overrides=overrides,
+        attachments=[attachment],
+        trace=True,
+        tools=TOOLS,
+        tool_choice="auto",
+    )
+    body = check_body_style(fake.requests[0])
+    assert body["blockOverrides"] == overrides and body["attachments"] == [attachment]
+    assert body["parameters"] == {"k": "v"} and body["trace"] is True
+    assert body["tools"] == TOOLS and body["toolChoice"] == "auto"
+
+
+def test_messages_mode_body(client: Noukai, fake: FakeNoukai) -> None:
+    """§12: `messages` replaces `message`; an empty list is omitted."""
+    turns = [{"role": "user", "content": "Hi"}]
+    client.flow("hello").execute(messages=turns)
+    client.flow("hello").execute("plain", messages=[])
+    first, second = (check_body_style(r) for r in fake.requests)
+    assert first["messages"] == turns and "message" not in first
+    assert second["message"] == "plain" and "messages" not in second
+
+
+# -- §8.1: tool resumes on /execute ---------------------------------------------------
+
+
+def _results(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"role": "tool", "toolCallId": c["id"], "content": "Sunny"} for c in calls]
+
+
+def _check_resume(request: Recorded, results_for: list[dict[str, Any]]) -> dict[str, Any]:
+    body = check_body_style(request)
+    assert body["executionId"] == EXEC_ID and body["pausedAtStep"] == "weather"
+    assert body["iterationsUsed"] == 1 and body["accumulatedOutputs"] == {"prep": {"x": 1}}
+    messages = body["toolCallMessages"]
+    assert messages[: len(PAUSED_MESSAGES)] == PAUSED_MESSAGES
+    added = messages[len(PAUSED_MESSAGES) :]
+    assert [m.get("toolCallId", m.get("tool_call_id")) for m in added] == [
+        c["id"] for c in results_for
+    ]
+    assert "message" not in body and "messages" not in body
+    return body
+
+
+def test_auto_resume_body_and_no_session_header(fake: FakeNoukai) -> None:
+    """§8.1 + §1.2: same versioned path, echoes, originals, and no X-Session-Id."""
+    session_id = str(uuid.uuid4())
+    with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
+        result = client.flow("acme/app/hello").execute(
+            "Weather in Tokyo?",
+            parameters={"p": 1},
+            block_overrides={"w": {"t": 0}},
+            tools=TOOLS,
+            tool_choice="required",
+            trace=True,
+            version=4,
+            tool_handler=_results,
+        )
+    assert result.status == "completed"
+    fresh, resume = fake.requests
+    assert fresh.path == resume.path == f"{FLOW}/v4/execute"
+    check_headers(fresh, session_id)
+    check_headers(resume, None)
+    body = _check_resume(resume, [CALL])
+    assert body["parameters"] == {"p": 1} and body["blockOverrides"] == {"w": {"t": 0}}
+    assert body["tools"] == TOOLS and body["toolChoice"] == "required"
+    assert body["trace"] is True
+
+
+def test_manual_resume_sync_and_async(fake: FakeNoukai) -> None:
+    import asyncio
+
+    with Noukai(KEY, base_url=fake.base_url, session_id=str(uuid.uuid4())) as client:
+        paused = client.flow("acme/app/hello").execute("Weather in Tokyo?", tools=TOOLS)
+        assert paused.status == "tool_calls_required"
+        paused.resume_sync(tool_results=_results(paused.tool_calls))
+
+    async def run_async() -> None:
+        async with AsyncNoukai(
+            KEY, base_url=fake.base_url, session_id=str(uuid.uuid4())
+        ) as aclient:
+            result = await aclient.flow("acme/app/hello").execute("Weather?", tools=TOOLS)
+            await result.resume(tool_results=_results(result.tool_calls))
+
+    asyncio.run(run_async())
+    assert len(fake.requests) == 4
+    for resume in (fake.requests[1], fake.requests[3]):
+        check_headers(resume, None)
+        _check_resume(resume, [CALL])
+
+
+# -- §5.1 / §7.1 / §8.2: the /step cursor ----------------------------------------------
+
+
+def _step_bodies(fake: FakeNoukai, session_id: str | None = None) -> list[dict[str, Any]]:
+    for request in fake.requests:
+        check_headers(request, session_id)
+        assert request.path == f"{FLOW}/step"
+    return [check_body_style(r) for r in fake.requests]
+
+
+def test_step_cursor_counts_step_completed_frames(fake: FakeNoukai) -> None:
+    session_id = str(uuid.uuid4())
+    with Noukai(KEY, base_url=fake.base_url, org="acme", project="app") as client:
+        steps = list(
+            client.flow("hello").steps(
+                "hi", parameters={"p": 1}, block_overrides={"a": {"t": 1}}, session_id=session_id
+            )
+        )
+    assert [s.step_id for s in steps] == BLOCKS
+    first, second, third = _step_bodies(fake, session_id)
+    assert first == {
+        "stepIndex": 0,
+        "accumulatedOutputs": {},
+        "message": "hi",
+        "parameters": {"p": 1},
+        "inputOverrides": {},
+        "runRemaining": False,
+        "iterationsUsed": 0,
+        "trace": False,
+        "blockOverrides": {"a": {"t": 1}},
+    }
+    for body, index in ((second, 1), (third, 2)):
+        assert body["executionId"] == EXEC_ID and body["stepIndex"] == index
+        assert body["accumulatedOutputs"] == {b: _output(b) for b in BLOCKS[:index]}
+        assert "message" not in body and body["parameters"] == {}
+        assert body["runRemaining"] is False and body["blockOverrides"] == {"a": {"t": 1}}
+        assert "toolCallMessages" not in body and "pausedAtStep" not in body
+
+
+def test_run_remaining_is_one_request(client: Noukai, fake: FakeNoukai) -> None:
+    events = list(client.flow("hello").events("hi", run_remaining=True))
+    assert [e.type for e in events][-1] == "flow_completed"
+    [body] = _step_bodies(fake)
+    assert body["runRemaining"] is True and body["stepIndex"] == 0
+
+
+def test_step_tool_resume_body(fake: FakeNoukai) -> None:
+    """§8.2: resume with executionId, paused stepIndex, results; header still sent."""
+    session_id = str(uuid.uuid4())
+    with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
+        steps = list(
+            client.flow("acme/app/hello").steps(
+                "Weather in Tokyo?", tools=TOOLS, tool_handler=_results
+            )
+        )
+    assert [s.step_id for s in steps] == BLOCKS
+    bodies = _step_bodies(fake, session_id)
+    assert [b["stepIndex"] for b in bodies] == [0, 1, 1, 2]
+    resume = bodies[2]
+    assert resume["executionId"] == EXEC_ID and resume["iterationsUsed"] == 1
+    assert resume["toolCallMessages"][:2] == PAUSED_MESSAGES
+    assert len(resume["toolCallMessages"]) == 3 and resume["tools"] == TOOLS
+    assert resume["accumulatedOutputs"] == {"a": _output("a")}
+    assert "message" not in resume and "pausedAtStep" not in resume
+    assert all(b["tools"] == TOOLS for b in bodies)
+    assert "toolCallMessages" not in bodies[3] and bodies[3]["iterationsUsed"] == 0
+
+
+def test_async_steps_send_the_same_cursor(fake: FakeNoukai) -> None:
+    import asyncio
+
+    async def run() -> list[str]:
+        async with AsyncNoukai(KEY, base_url=fake.base_url, org="acme", project="app") as client:
+            return [s.step_id async for s in client.flow("hello").steps("hi")]
+
+    assert asyncio.run(run()) == BLOCKS
+    bodies = _step_bodies(fake)
+    assert [b["stepIndex"] for b in bodies] == [0, 1, 2]
+    assert [b.get("executionId") for b in bodies] == [None, EXEC_ID, EXEC_ID]
+    assert bodies[2]["accumulatedOutputs"] == {"a": _output("a"), "b": _output("b")}
+
+
+# -- §9, §10, §11.2: jobs, traces, session fetches -------------------------------------
+
+
+def test_job_submit_and_poll(fake: FakeNoukai) -> None:
+    session_id = str(uuid.uuid4())
+    with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
+        job = client.flow("acme/app/hello").execute_async("long", trace=True, version=5)
+        assert job.wait(timeout=10, poll_interval=0.05).status == "completed"
+    submit, poll = fake.requests[0], fake.requests[-1]
+    assert submit.path == f"{FLOW}/v5/jobs" and poll.path == f"{FLOW}/jobs/{EXEC_ID}"
+    check_headers(submit, session_id)
+    check_headers(poll, None)
+    body = check_body_style(submit)
+    assert body == {
+        "message": "long",
+        "parameters": {},
+        "iterationsUsed": 0,
+        "accumulatedOutputs": {},
+        "trace": True,
+    }
+
+
+def test_trace_routes(client: Noukai, fake: FakeNoukai) -> None:
+    """§10: unversioned paths, `attempt`/`loop_index` query, Accept json on the stream."""
+    run = client.flow("hello").run(EXEC_ID)
+    run.trace()
+    run.step_trace("a", attempt="all")
+    run.step_trace("a", attempt=2, loop_index=1)
+    events = list(run.live_trace())
+    assert events[-1].type == "flow_completed"
+    base = f"{FLOW}/runs/{EXEC_ID}"
+    paths = [r.path for r in fake.requests]
+    assert paths[:3] == [
+        f"{base}/trace",
+        f"{base}/steps/a/trace?attempt=all",
+        f"{base}/steps/a/trace?attempt=2&loop_index=1",
+    ]
+    assert paths[3] == f"{base}/trace/stream"
+    for request in fake.requests:
+        check_headers(request)
+
+
+def test_session_fetch_has_no_session_header(
+    fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§1.2/§11.4: replay makes one GET /seq/sessions/{id} and no flow calls."""
+    monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
+    session_id = str(uuid.uuid4())
+    with (
+        Noukai(KEY, base_url=fake.base_url, org="acme", project="app") as client,
+        replay_scope_sync(replay_session_id=session_id, client=client),
+    ):
+        result = client.flow("hello").execute("anything")
+    assert result.result == _output("a")
+    [fetch] = fake.requests
+    assert fetch.method == "GET" and fetch.path == f"/api/v1/seq/sessions/{session_id}"
+    check_headers(fetch, None)
