@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from noukai_core import AsyncNoukai, Noukai, replay_scope_sync
+from noukai_core import AsyncNoukai, FlowExecutionError, Noukai, replay_scope_sync, trace_scope_sync
 
 KEY = "nk_contract_test"
 BLOCKS = ["a", "b", "c"]
@@ -133,6 +133,9 @@ def _step_reply(body: dict[str, Any]) -> bytes:
 
 def _answer(request: Recorded) -> tuple[int, str, bytes]:
     path = request.path.split("?")[0]
+    if "/down/" in path:
+        reply = {"detail": {"code": "BILLING_UNAVAILABLE", "message": "billing is down"}}
+        return 503, "application/json", json.dumps(reply).encode()
     if path.endswith("/execute"):
         body = request.json
         if body.get("tools") and body.get("toolCallMessages") is None:
@@ -240,7 +243,8 @@ class FakeNoukai:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -584,3 +588,28 @@ def test_session_fetch_has_no_session_header(
     [fetch] = fake.requests
     assert fetch.method == "GET" and fetch.path == f"/api/v1/seq/sessions/{session_id}"
     check_headers(fetch, None)
+
+
+def test_capture_scope_tags_only_creating_calls(client: Noukai, fake: FakeNoukai) -> None:
+    """§1.2: a capture scope's id goes on execute/step/jobs, not on polls or traces."""
+    with trace_scope_sync() as scope:
+        flow = client.flow("hello")
+        flow.execute("hi")
+        list(flow.steps("hi", run_remaining=True))
+        flow.execute_async("hi").poll()
+        flow.run(EXEC_ID).trace()
+    for request in fake.requests:
+        creating = bool(SESSION_HEADER_ALLOWED.search(request.path))
+        check_headers(request, scope.session_id if creating else None)
+    assert len(fake.requests) == 5
+
+
+def test_post_is_never_retried_get_is_retried_once(client: Noukai, fake: FakeNoukai) -> None:
+    """§1.5: Python never retries POST; a GET is retried once on 503."""
+    with pytest.raises(FlowExecutionError) as failed:
+        client.flow("acme/down/hello").execute("hi")
+    assert failed.value.status_code == 503 and failed.value.code == "BILLING_UNAVAILABLE"
+    assert failed.value.request_id and len(fake.requests) == 1
+    with pytest.raises(FlowExecutionError):
+        client.flow("acme/down/hello").run(EXEC_ID).trace()
+    assert [r.method for r in fake.requests] == ["POST", "GET", "GET"]
