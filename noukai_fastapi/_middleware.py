@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noukai_core import (
@@ -55,6 +54,16 @@ def _with_session_header(message: Message, session_id: str) -> Message:
     return {**message, "headers": headers}
 
 
+_REPLAY_HEADER = HEADER_REPLAY.lower().encode("latin-1")
+
+
+def _replay_header(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == _REPLAY_HEADER:  # ASGI servers lowercase header names
+            return bytes(value).decode("latin-1")
+    return None
+
+
 class NoukaiTraceMiddleware:
     """Group every Noukai call of a request under one session; honour gated replay.
 
@@ -83,9 +92,11 @@ class NoukaiTraceMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = Headers(scope=scope).get(HEADER_REPLAY)
+        header = _replay_header(scope)
         try:
-            replay_id = replay_session_id(header)
+            # The gate (an environment read) is only consulted when the header
+            # is there: the common request pays for one scan of its headers.
+            replay_id = None if header is None else replay_session_id(header)
         except InvalidReplayHeader as exc:
             await send_error_response(send, replay_error_response(exc))
             return
