@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from noukai_core._errors import APIConnectionError, APITimeoutError, NoukaiError
 from noukai_core._protocol._retry import Failure
 from noukai_core._protocol._wire import RequestSpec
 from noukai_core._version import __version__
+
+_stdlib_logger = logging.getLogger("noukai_core")
 
 LogHandler = Callable[[dict[str, Any]], None]
 
@@ -142,6 +145,19 @@ class Logger:
         self.handler = settings.log_handler
         self.payloads = settings.log_payloads
 
+    def _emit(self, event: dict[str, Any]) -> None:
+        """Call the user's hook; a broken hook is reported, never fails the request.
+
+        (The stdlib's logging makes the same choice for a failing handler.)
+        """
+        assert self.handler is not None
+        try:
+            self.handler(event)
+        except Exception as exc:
+            _stdlib_logger.warning(
+                "noukai: log_handler raised %s; the request goes on", type(exc).__name__
+            )
+
     def request(self, spec: RequestSpec, attempt: int) -> None:
         if self.handler is None:
             return
@@ -155,7 +171,7 @@ class Logger:
         }
         if self.payloads and spec.json is not None:
             event["request_body"] = spec.json
-        self.handler(event)
+        self._emit(event)
 
     def response(
         self,
@@ -177,7 +193,7 @@ class Logger:
         }
         if self.payloads and content is not None:
             event["response_body"] = _body_for_log(content)
-        self.handler(event)
+        self._emit(event)
 
     def retry(
         self,
@@ -190,7 +206,7 @@ class Logger:
     ) -> None:
         if self.handler is None:
             return
-        self.handler(
+        self._emit(
             {
                 "phase": "retry",
                 "method": spec.method,

@@ -266,3 +266,15 @@ def test_retry_after_as_an_http_date(scripted_server: ScriptedServer) -> None:
     with client(scripted_server) as c:
         assert c.flow("o/p/f").execute(message="hi").status == "completed"
     assert len(scripted_server.posts()) == 2
+
+
+def test_a_failing_log_handler_does_not_fail_the_request(
+    scripted_server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("handler bug")
+
+    scripted_server.responders = [ok]
+    with client(scripted_server, log_handler=broken) as c:
+        assert c.flow("o/p/f").execute(message="hi").status == "completed"
+    assert "log_handler raised RuntimeError" in caplog.text
