@@ -229,3 +229,30 @@ def test_errors_from_the_server(noukai_devserver: Any, client: nk.Noukai) -> Non
         broke.flow("broke/demo/hello-world").execute(message="x")
     with pytest.raises(nk.FlowNotFoundError):
         client.flow("hello-world").run("00000000-0000-4000-8000-000000000000").trace()
+
+
+def test_manual_resume_sync(client: nk.Noukai) -> None:
+    result = client.flow("tools-enabled").execute(
+        message="What is the weather in Tokyo?", tools=[WEATHER_TOOL]
+    )
+    assert isinstance(result, nk.PausedResult)
+    final = result.resume_sync(tool_results=weather(result.tool_calls))
+    assert isinstance(final, nk.ExecuteResult) and final.status == "completed"
+
+
+async def test_async_tool_handler_and_stream_resume(aclient: nk.AsyncNoukai) -> None:
+    async def async_weather(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return weather(calls)
+
+    flow = aclient.flow("tools-enabled")
+    result = await flow.execute(
+        message="Weather in Paris and Lima?", tools=[WEATHER_TOOL], tool_handler=async_weather
+    )
+    assert result.status == "completed"
+    types = []
+    async for event in flow.events(message="What is the weather in Tokyo?", tools=[WEATHER_TOOL]):
+        types.append(event.type)
+        if isinstance(event, nk.ToolCallsRequired):
+            assert event.step_index == 0
+            event.resume(tool_results=weather(event.tool_calls))
+    assert types.count("tool_calls_required") == 1 and types[-1] == "flow_completed"
