@@ -27,6 +27,7 @@ from ._auth import FlowResolver, RateLimiter, authenticate
 from ._driver import Driver
 from ._engine import Engine, EngineOptions
 from ._errors import ApiError
+from ._idempotency import Idempotency
 from ._jobs import JobQueue
 from ._runs import Balances, Broker, Runs, utc_now
 from ._workspace import Workspace
@@ -65,6 +66,7 @@ class ServerState:
     jobs: JobQueue = field(init=False)
     limiter: RateLimiter = field(init=False)
     resolver: FlowResolver = field(init=False)
+    idempotency: Idempotency = field(init=False)
     streams: set[asyncio.Queue[Any]] = field(default_factory=set)
     shutting_down: bool = False
 
@@ -81,6 +83,7 @@ class ServerState:
         self.jobs = JobQueue(self.driver, self.runs, self.options.job_workers)
         self.limiter = RateLimiter(self.options.rate_limit_window)
         self.resolver = FlowResolver(self.workspace, self.store)
+        self.idempotency = Idempotency(self.store)
 
     @property
     def session_retention(self) -> float | None:

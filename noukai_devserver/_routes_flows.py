@@ -7,6 +7,7 @@ version, body, credits, run (§1.6). Version routing is by path only (§2).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,6 +19,7 @@ from ._auth import Principal, authenticate, check_project, parse_version
 from ._engine import Resume
 from ._errors import ApiError
 from ._flows import Flow
+from ._idempotency import HEADER, STREAM_REUSED, Idempotency, fingerprint
 from ._jobs import job_status
 from ._requests import (
     FlowRequest,
@@ -131,12 +133,49 @@ def _resume_of(state: ServerState, run: RunState, req: FlowRequest) -> Resume:
     return Resume(conversation, iterations)
 
 
+async def _guarded(state: ServerState, request: Request, principal: Principal,
+                   body: dict[str, Any],
+                   work: Callable[[], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
+                   ) -> Response:
+    """Run `work` under the request's Idempotency-Key, if it has one."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        result, headers = await work()
+        return JSONResponse(result, headers=headers)
+    scope = Idempotency.scope(principal.key_id, request.url.path, key)
+    print_ = fingerprint(body)
+    stored = await state.idempotency.begin(scope, print_)
+    if stored is not None:
+        return stored
+    try:
+        result, headers = await work()
+    except ApiError as exc:
+        await state.idempotency.finish(scope, print_, exc.status, exc.body())
+        raise
+    except BaseException:
+        state.idempotency.abandon(scope)
+        raise
+    await state.idempotency.finish(scope, print_, 200, result)
+    return JSONResponse(result, headers=headers)
+
+
 @router.post("/execute")
 @router.post("/{version}/execute")
 async def execute(request: Request, org: str, project: str, slug: str,
                   version: str | None = None) -> Response:
-    state, _principal, flow, number = await _preflight(request, org, project, slug, version)
-    req = parse_flow_request(await read_json(request, state.options.max_body_bytes))
+    state, principal, flow, number = await _preflight(request, org, project, slug, version)
+    body = await read_json(request, state.options.max_body_bytes)
+
+    async def work() -> tuple[dict[str, Any], dict[str, str]]:
+        return await _execute(state, request, org, project, slug, flow, number, body)
+
+    return await _guarded(state, request, principal, body, work)
+
+
+async def _execute(state: ServerState, request: Request, org: str, project: str, slug: str,
+                   flow: Flow, number: int,
+                   body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    req = parse_flow_request(body)
     if req.is_execute_resume:
         run = await _load_run(state, req.execution_id, org, project, slug,
                               "EXECUTION_ID_INVALID", 400)
@@ -158,17 +197,43 @@ async def execute(request: Request, org: str, project: str, slug: str,
     last: dict[str, Any] = {}
     async for event in state.driver.drive(run, start, run_remaining=True, resume=resume):
         last = event
-    return JSONResponse(_result_body(run, last), headers=_session_headers(run))
+    return _result_body(run, last), _session_headers(run)
 
 
 @router.post("/step")
 @router.post("/{version}/step")
 async def step(request: Request, org: str, project: str, slug: str,
                version: str | None = None) -> Response:
-    state, _principal, flow, number = await _preflight(request, org, project, slug, version)
+    state, principal, flow, number = await _preflight(request, org, project, slug, version)
     if number == 0 and version is not None:
         raise ApiError(400, "INVALID_VERSION", "step-through is not supported on the draft (v0)")
-    req = parse_flow_request(await read_json(request, state.options.max_body_bytes))
+    body = await read_json(request, state.options.max_body_bytes)
+    key = request.headers.get(HEADER)
+    if key is None:
+        return await _step(state, request, org, project, slug, flow, number, body, None)
+    scope = Idempotency.scope(principal.key_id, request.url.path, key)
+    print_ = fingerprint(body)
+    stored = await state.idempotency.begin(scope, print_)
+    if stored is not None:
+        return stored
+
+    def closed() -> None:
+        state.idempotency.finish_nowait(scope, print_, 409, STREAM_REUSED)
+
+    try:
+        return await _step(state, request, org, project, slug, flow, number, body, closed)
+    except ApiError as exc:
+        await state.idempotency.finish(scope, print_, exc.status, exc.body())
+        raise
+    except BaseException:
+        state.idempotency.abandon(scope)
+        raise
+
+
+async def _step(state: ServerState, request: Request, org: str, project: str, slug: str,
+                flow: Flow, number: int, body: dict[str, Any],
+                on_close: Callable[[], None] | None) -> Response:
+    req = parse_flow_request(body)
     prelude: list[dict[str, Any]] = []
     resume = None
     if req.execution_id is None:
@@ -209,15 +274,25 @@ async def step(request: Request, org: str, project: str, slug: str,
                            "inputOverrides": req.input_overrides})
         _check_credits(state, org)
     events = state.driver.drive(run, start, run_remaining=req.run_remaining, resume=resume)
-    return step_stream(state, run, prelude, events, _session_headers(run))
+    return step_stream(state, run, prelude, events, _session_headers(run), on_close)
 
 
 @router.post("/jobs")
 @router.post("/{version}/jobs")
 async def submit_job(request: Request, org: str, project: str, slug: str,
                      version: str | None = None) -> Response:
-    state, _principal, flow, number = await _preflight(request, org, project, slug, version)
-    req = parse_flow_request(await read_json(request, state.options.max_body_bytes))
+    state, principal, flow, number = await _preflight(request, org, project, slug, version)
+    body = await read_json(request, state.options.max_body_bytes)
+
+    async def work() -> tuple[dict[str, Any], dict[str, str]]:
+        return await _submit(state, request, org, project, flow, number, body)
+
+    return await _guarded(state, request, principal, body, work)
+
+
+async def _submit(state: ServerState, request: Request, org: str, project: str, flow: Flow,
+                  number: int, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    req = parse_flow_request(body)
     if req.tools:
         raise ApiError(400, "TOOLS_REQUIRE_SYNC_EXECUTE", "tools need /execute or /step")
     inputs = _fresh_inputs(flow, req, allow_messages=False)
@@ -227,8 +302,8 @@ async def submit_job(request: Request, org: str, project: str, slug: str,
     state.driver.start(run)
     await state.runs.flush()
     state.jobs.submit(run)
-    return JSONResponse({"executionId": run.id, "status": "pending", "flowId": run.flow_id,
-                         "blockCount": run.block_count}, headers=_session_headers(run))
+    return ({"executionId": run.id, "status": "pending", "flowId": run.flow_id,
+             "blockCount": run.block_count}, _session_headers(run))
 
 
 @router.get("/jobs/{execution_id}")

@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -34,7 +34,9 @@ _END = object()
 
 
 def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]],
-                events: AsyncIterator[dict[str, Any]], headers: dict[str, str]) -> Any:
+                events: AsyncIterator[dict[str, Any]], headers: dict[str, str],
+                on_close: Callable[[], None] | None = None) -> Any:
+    """The /step response; `on_close` runs when the body ends, however it ends."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
     async def produce() -> None:
@@ -75,6 +77,8 @@ def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]]
             state.streams.discard(queue)
             if not task.done():
                 task.cancel()
+            if on_close is not None:
+                on_close()
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={**SSE_HEADERS, **headers})

@@ -310,3 +310,44 @@ def test_trace_stream_tails_a_running_run_until_it_ends(client: httpx.Client,
     assert reply.events[-1]["result"] == live[-1]["result"]
     traced = [e["stepId"] for e in reply.events if e["eventType"] == "step_completed"]
     assert traced == ["first", "second", "third"]
+
+
+def test_trace_stream_of_a_tool_paused_run_ends_with_the_pause(client: httpx.Client) -> None:
+    """§10.3 / Q13: a run paused for tools: replay up to the pause frame, then close."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    paused = client.post(flow_path("tools-enabled", "execute"),
+                         json=execute_body("Weather in Tokyo?", tools=tools)).json()
+    reply = _trace_stream(client, "tools-enabled", paused["executionId"])
+    assert reply.types[0] == "run_started"
+    assert reply.types[-1] == "step_paused_for_tool_calls"
+    assert reply.events[-1]["toolCalls"] == paused["toolCalls"]
+
+
+def test_trace_stream_tails_a_step_run_waiting_between_blocks(
+        client: httpx.Client, noukai_devserver: DevServer) -> None:
+    """§10.3: not terminal between /step calls; tails the next call live, then closes."""
+    first = _step(client, "two-step", step_body("wait"))
+    execution_id = first.events[0]["executionId"]
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key) as tracer, \
+            tracer.stream("GET", flow_path("two-step", f"runs/{execution_id}/trace/stream")) \
+            as live:
+        assert live.status_code == 200
+        chunks = live.iter_raw()
+        head = b""
+        while b"event: step_completed" not in head or not head.endswith(b"\n\n"):
+            head += next(chunks)
+        replayed = [f.data for f in parse_stream(head) if f.data is not None]
+        assert replayed[0]["eventType"] == "run_started"
+        assert "step_paused" not in [e["eventType"] for e in replayed]
+        outputs = {"draft": first.events[-2]["output"]}
+        second = _step(client, "two-step", step_body(None, step_index=1,
+                                                     execution_id=execution_id,
+                                                     outputs=outputs))
+        tail = [f.data for f in parse_stream(head + b"".join(chunks)) if f.data is not None]
+    for payload in tail:
+        check_event(payload)
+    types = [e["eventType"] for e in tail]
+    assert types[-1] == "flow_completed" and types.count("run_started") == 1
+    assert [e["stepId"] for e in tail if e["eventType"] == "step_completed"] == \
+        ["draft", "summarise"]
+    assert tail[-1]["result"] == second.events[-1]["result"]

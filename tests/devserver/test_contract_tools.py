@@ -289,3 +289,70 @@ def test_resume_keeps_the_session_tag_of_the_fresh_call(noukai_devserver: DevSer
     assert execution["executionId"] == paused["executionId"]
     assert execution["triggerType"] == "execute" and execution["status"] == "completed"
     assert execution["steps"][-1]["outputSnapshot"] == done["result"]
+
+
+def test_server_iteration_cap_is_at_least_twenty(client: httpx.Client) -> None:
+    """§8.4: the cap is ≥ 20 iterations, then 409 TOOL_ITERATION_LIMIT."""
+    path = flow_path("tools-enabled", "execute")
+    paused = _pause(client, "Weather in Bern?", toolChoice="required")
+    for _ in range(60):
+        response = client.post(path, json=resume_body(paused, SHAPES["camel-role-content"],
+                                                       toolChoice="required"))
+        if response.status_code != 200:
+            break
+        paused = response.json()
+        check_paused(paused)
+    check_error(response, 409, "TOOL_ITERATION_LIMIT")
+    assert paused["iterationsUsed"] >= 20
+
+
+LATE_TOOLS_FLOW = """message: required
+blocks:
+  - {id: prep, name: Prep, type: template, template: {text: "Forecast desk for Paris"}}
+  - id: weather
+    name: Weather
+    type: llm
+    model: local/echo-1
+    prompt: "{{prep.text}}: {{message}}"
+    tools: true
+"""
+
+
+@pytest.fixture(scope="module")
+def late_tools(noukai_devserver_factory: Callable[..., DevServer],
+               tmp_path_factory: pytest.TempPathFactory) -> DevServer:
+    root = tmp_path_factory.mktemp("contract-late-tools")
+    (root / "noukai.yaml").write_text(
+        "orgs:\n  alpha: {credits: unlimited, capture: full, projects: {app: {}}}\n"
+        "keys:\n  nk_alpha: {org: alpha}\n")
+    (root / "flows" / "alpha" / "app").mkdir(parents=True)
+    (root / "flows" / "alpha" / "app" / "late.yaml").write_text(LATE_TOOLS_FLOW)
+    return noukai_devserver_factory(root)
+
+
+def test_tool_block_after_another_block(late_tools: DevServer) -> None:
+    """Items 15, 24: flow-absolute stepIndex, earlier outputs carried, places only
+    from the caller's message (never from the flow's own "Paris" text)."""
+    path = flow_path("late", "step", "alpha", "app")
+    with open_client(late_tools.base_url, "nk_alpha") as c:
+        reply = read_stream(c, "POST", path, step_body("What is the weather in Oslo?",
+                                                       tools=TOOLS, run_remaining=True))
+        assert reply.types[-1] == "step_paused_for_tool_calls", reply.types
+        paused = reply.events[-1]
+        assert paused["stepId"] == "weather" and paused["stepIndex"] == 1
+        assert paused["accumulatedOutputs"] == {"prep": reply.events[
+            reply.types.index("step_completed")]["output"]}
+        assert _locations(paused["toolCalls"]) == ["Oslo"]
+        results = [SHAPES["snake-output-no-role"](call["id"]) for call in paused["toolCalls"]]
+        resume = step_body(None, step_index=1, execution_id=paused["executionId"],
+                           outputs=paused["accumulatedOutputs"], tools=TOOLS,
+                           run_remaining=True, iterationsUsed=paused["iterationsUsed"],
+                           toolCallMessages=paused["toolCallMessages"] + results)
+        done = read_stream(c, "POST", path, resume)
+        assert done.types[-1] == "flow_completed"
+        executed = c.post(flow_path("late", "execute", "alpha", "app"),
+                          json=execute_body("What is the weather in Oslo?", tools=TOOLS))
+    body = executed.json()
+    check_paused(body)
+    assert body["pausedAtStep"] == "weather" and list(body["accumulatedOutputs"]) == ["prep"]
+    assert _locations(body["toolCalls"]) == ["Oslo"]

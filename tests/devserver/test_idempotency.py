@@ -1,0 +1,88 @@
+"""Server-side Idempotency-Key: a repeated key runs the flow once (issue 5 item 9)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import httpx
+from devserver_helpers import Api, assert_error, wait_for
+
+
+def _key() -> dict[str, str]:
+    return {"Idempotency-Key": f"idem-{uuid.uuid4()}"}
+
+
+def test_a_repeated_key_runs_the_flow_once(api: Api) -> None:
+    sid = str(uuid.uuid4())
+    headers = {**_key(), "X-Session-Id": sid}
+    first = api.execute("hello-world", {"message": "once"}, headers=headers)
+    second = api.execute("hello-world", {"message": "once"}, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    executions = api.get(f"/seq/sessions/{sid}").json()["executions"]
+    assert [e["executionId"] for e in executions] == [first.json()["executionId"]]
+
+
+def test_a_repeat_while_the_first_runs_is_409(api: Api) -> None:
+    sid = str(uuid.uuid4())
+    headers = {**_key(), "X-Session-Id": sid}
+    results: dict[str, httpx.Response] = {}
+    thread = threading.Thread(target=lambda: results.setdefault(
+        "first", api.execute("slow-steps", {"message": "slow"}, headers=headers)))
+    thread.start()
+    wait_for(lambda: api.get(f"/seq/sessions/{sid}").status_code == 200)
+    assert_error(api.execute("slow-steps", {"message": "slow"}, headers=headers), 409,
+                 "IDEMPOTENCY_IN_PROGRESS")
+    thread.join(30)
+    again = api.execute("slow-steps", {"message": "slow"}, headers=headers)
+    assert again.json() == results["first"].json()
+    assert len(api.get(f"/seq/sessions/{sid}").json()["executions"]) == 1
+
+
+def test_the_same_key_with_another_body_is_rejected(api: Api) -> None:
+    headers = _key()
+    api.execute("hello-world", {"message": "a"}, headers=headers)
+    assert_error(api.execute("hello-world", {"message": "b"}, headers=headers), 422,
+                 "IDEMPOTENCY_KEY_MISMATCH")
+
+
+def test_a_stored_client_error_is_replayed(api: Api) -> None:
+    headers = _key()
+    assert_error(api.execute("hello-world", {}, headers=headers), 400, "MISSING_MESSAGE")
+    again = api.execute("hello-world", {}, headers=headers)
+    assert_error(again, 400, "MISSING_MESSAGE")
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_jobs_with_a_repeated_key_are_one_job(api: Api) -> None:
+    headers = _key()
+    first = api.http.post(api.flow("hello-world", "jobs"), json={"message": "j"},
+                          headers=headers).json()
+    second = api.http.post(api.flow("hello-world", "jobs"), json={"message": "j"},
+                           headers=headers).json()
+    assert first["executionId"] == second["executionId"]
+
+
+def test_streams_are_never_silently_rerun(api: Api) -> None:
+    headers = _key()
+    response, frames = api.step("hello-world", {"message": "s", "stepIndex": 0},
+                                headers=headers)
+    assert response.status_code == 200 and frames
+    repeat, _ = api.step("hello-world", {"message": "s", "stepIndex": 0}, headers=headers)
+    assert_error(repeat, 409, "IDEMPOTENCY_KEY_REUSED")
+
+
+def test_keys_are_scoped_by_path(api: Api) -> None:
+    headers = _key()
+    one = api.execute("hello-world", {"message": "p"}, headers=headers).json()
+    other = api.execute("two-step", {"message": "p"}, headers=headers).json()
+    assert one["executionId"] != other["executionId"]
+
+
+def test_an_invalid_key_is_400(api: Api) -> None:
+    response = api.execute("hello-world", {"message": "x"},
+                           headers={"Idempotency-Key": "k" * 300})
+    assert_error(response, 400, "IDEMPOTENCY_KEY_INVALID")
