@@ -135,7 +135,7 @@ def test_execute_every_parameter(env: Any) -> None:
         result = client.flow("local/demo/hello-world").execute(
             message="Input text",
             parameters={"difficulty": "hard"}, # extra initial inputs
-            block_overrides={"greet": {"temperature": 0.5}},
+            block_overrides={"respond": {"temperature": 0.5}},
             attachments=[{"url": "https://example.com/a.png", "mime_type": "image/png"}],
             trace=False, # capture full I/O for trace
             version="draft", # or an int published version
