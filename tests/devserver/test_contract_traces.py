@@ -299,3 +299,26 @@ def test_session_past_retention_is_410(noukai_devserver_factory: Callable[..., D
             response = c.get(f"/seq/sessions/{session_id}")
     check_error(response, 410, "SESSION_EXPIRED")
     server.stop()
+
+
+@pytest.mark.parametrize("slug,message", [
+    ("two-step", "y"), ("loop-list", None), ("flaky-retry", "x"), ("stream-story", "a fox"),
+])
+def test_session_steps_replay_exactly_the_live_run(noukai_devserver: DevServer, slug: str,
+                                                   message: str | None) -> None:
+    """§11.4 / item 36: replay makes one step_completed per session step, so the
+    session's (stepId, outputSnapshot) list must equal the live step_completed list,
+    and its last snapshot the live result (loops and retries included)."""
+    session_id = str(uuid.uuid4())
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
+        live = read_stream(c, "POST", flow_path(slug, "step"),
+                           step_body(message, run_remaining=True))
+        [execution] = _session(c, session_id)["executions"]
+    completed = [(e["stepId"], e["output"]) for e in live.events
+                 if e["eventType"] == "step_completed"]
+    assert execution["triggerType"] == "step" and execution["slug"] == slug
+    assert [(s["stepId"], s["outputSnapshot"]) for s in execution["steps"]] == completed
+    assert execution["steps"][-1]["outputSnapshot"] == live.events[-1]["result"]
+    for step in [execution, *execution["steps"]]:
+        _check_time(step.get("startedAt"))
+        _check_time(step.get("completedAt"))
