@@ -71,6 +71,13 @@ def parse_execute(response: RawResponse) -> ExecuteResult | PausedResult:
         raise _invalid(response, f"execute result: {exc.error_count()} invalid field(s)") from None
 
 
+# The wire name each model stands for, computed once: reading `model_fields`
+# per frame costs more than the rest of the bookkeeping.
+_CANONICAL: dict[type, str] = {
+    model: str(model.model_fields["event_type"].default) for model in set(EVENT_TYPES.values())
+}
+
+
 def parse_stream_event(frame: ServerSentEvent) -> StreamEvent | None:
     """Type one SSE frame, or return None for a frame to skip.
 
@@ -105,7 +112,9 @@ def parse_stream_event(frame: ServerSentEvent) -> StreamEvent | None:
                 exc.error_count(),
             )
         return None
-    event.event_type = model.model_fields["event_type"].default
+    canonical = _CANONICAL[model]
+    if event.event_type != canonical:  # e.g. the legacy `flow_started`, or no `eventType`
+        event.event_type = canonical
     if frame.id is not None:
         event.event_id = frame.id
     return event  # type: ignore[return-value]
