@@ -14,6 +14,7 @@ every call, as the hosted service does, §6.3): a client must derive its next
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -25,7 +26,20 @@ from typing import Any
 
 import pytest
 
-from noukai_core import AsyncNoukai, FlowExecutionError, Noukai, replay_scope_sync, trace_scope_sync
+from noukai_core import (
+    AsyncNoukai,
+    AuthenticationError,
+    FlowExecutionError,
+    FlowNotFoundError,
+    InsufficientCreditsError,
+    Noukai,
+    NoukaiError,
+    PermissionDeniedError,
+    RateLimitError,
+    ToolCallLimitError,
+    replay_scope_sync,
+    trace_scope_sync,
+)
 
 KEY = "nk_contract_test"
 BLOCKS = ["a", "b", "c"]
@@ -131,11 +145,63 @@ def _step_reply(body: dict[str, Any]) -> bytes:
             return _sse(*frames)
 
 
-def _answer(request: Recorded) -> tuple[int, str, bytes]:
+Answer = tuple[int, str, bytes, dict[str, str]]
+
+
+def _json(status: int, reply: Any, **headers: str) -> Answer:
+    return status, "application/json", json.dumps(reply).encode(), headers
+
+
+def _variant(request: Recorded, path: str, earlier: int) -> Answer | None:
+    """Misbehaviours selected by the org/project segments of the path.
+
+    `err<status>` orgs answer that status; `errstr` a plain-string detail;
+    project `hosted` streams the hosted service's sparser frames; `noterm`
+    ends a stream without a terminal frame; `late` hides a job for two polls;
+    `loop` pauses for tools on every call. `earlier` counts earlier requests.
+    """
+    match = re.match(r"/api/v1/seq/err(\d+|str)/", path)
+    if match and match.group(1) == "str":
+        return _json(400, {"detail": "plain text problem"})
+    if match:
+        status = int(match.group(1))
+        extra = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
+        if status == 429:  # past any sane retry cap: surfaced at once, with the value
+            extra["Retry-After"] = "120"
+        detail = {"code": f"CODE_{status}", "message": f"status {status}"}
+        return _json(status, {"detail": detail}, **extra)
+    if "/hosted/" in path and path.endswith("/step"):
+        frames = [_event("run_started", flowId=FLOW_ID, stepCount=3), *_run_block(0),
+                  {"eventType": "step_progress", "executionId": EXEC_ID, "stepId": "x"},
+                  _event("step_paused", stepIndex=0)]
+        if request.json.get("executionId") is not None:
+            frames = [*_run_block(request.json["stepIndex"]),
+                      _event("flow_completed", result=_output("b"))]
+        return 200, "text/event-stream", b": hi\n\n" + _sse(*frames), {}
+    if "/noterm/" in path and path.endswith("/step"):
+        frames = [_event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=3),
+                  *_run_block(0)]
+        return 200, "text/event-stream", _sse(*frames), {}
+    if "/late/" in path and "/jobs/" in path and earlier < 3:
+        return _json(404, {"detail": {"code": "JOB_NOT_FOUND", "message": "not yet"}})
+    if "/loop/" in path and path.endswith("/execute"):
+        call = {**CALL, "id": f"call_{earlier}"}
+        return _json(200, {
+            "status": "tool_calls_required", "executionId": EXEC_ID, "pausedAtStep": "weather",
+            "iterationsUsed": earlier + 1, "toolCallMessages": PAUSED_MESSAGES,
+            "toolCalls": [call], "accumulatedOutputs": {}, "flowId": FLOW_ID,
+            "blockCount": 1})
+    return None
+
+
+def _answer(request: Recorded, earlier: int) -> Answer:
     path = request.path.split("?")[0]
     if "/down/" in path:
         reply = {"detail": {"code": "BILLING_UNAVAILABLE", "message": "billing is down"}}
-        return 503, "application/json", json.dumps(reply).encode()
+        return _json(503, reply)
+    variant = _variant(request, path, earlier)
+    if variant is not None:
+        return variant
     if path.endswith("/execute"):
         body = request.json
         if body.get("tools") and body.get("toolCallMessages") is None:
@@ -159,14 +225,14 @@ def _answer(request: Recorded) -> tuple[int, str, bytes]:
                 "blockCount": 2,
             }
     elif path.endswith("/step"):
-        return 200, "text/event-stream", _step_reply(request.json)
+        return 200, "text/event-stream", _step_reply(request.json), {}
     elif path.endswith("/trace/stream"):
         frames = [
             _event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=1),
             *_run_block(0),
             _event("flow_completed", runId=EXEC_ID, result=_output("a")),
         ]
-        return 200, "text/event-stream", _sse(*frames)
+        return 200, "text/event-stream", _sse(*frames), {}
     elif path.endswith("/jobs"):
         reply = {"executionId": EXEC_ID, "status": "pending", "flowId": FLOW_ID, "blockCount": 1}
     elif "/jobs/" in path:
@@ -201,9 +267,8 @@ def _answer(request: Recorded) -> tuple[int, str, bytes]:
             ],
         }
     else:
-        reply = {"detail": {"code": "FLOW_NOT_FOUND", "message": f"no route {path}"}}
-        return 404, "application/json", json.dumps(reply).encode()
-    return 200, "application/json", json.dumps(reply).encode()
+        return _json(404, {"detail": {"code": "FLOW_NOT_FOUND", "message": f"no {path}"}})
+    return _json(200, reply)
 
 
 class FakeNoukai:
@@ -227,9 +292,12 @@ class FakeNoukai:
                     self.rfile.read(length),
                 )
                 with lock:
+                    earlier = len(recorded)
                     recorded.append(request)
-                status, content_type, payload = _answer(request)
+                status, content_type, payload, extra = _answer(request, earlier)
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("X-Request-ID", f"req_{uuid.uuid4().hex[:24]}")
@@ -605,7 +673,7 @@ def test_capture_scope_tags_only_creating_calls(client: Noukai, fake: FakeNoukai
 
 
 def test_post_is_never_retried_get_is_retried_once(client: Noukai, fake: FakeNoukai) -> None:
-    """§1.5: Python never retries POST; a GET is retried once on 503."""
+    """§1.5: a POST is not retried after a 503 without Retry-After; a GET is, once."""
     with pytest.raises(FlowExecutionError) as failed:
         client.flow("acme/down/hello").execute("hi")
     assert failed.value.status_code == 503 and failed.value.code == "BILLING_UNAVAILABLE"
@@ -613,3 +681,78 @@ def test_post_is_never_retried_get_is_retried_once(client: Noukai, fake: FakeNou
     with pytest.raises(FlowExecutionError):
         client.flow("acme/down/hello").run(EXEC_ID).trace()
     assert [r.method for r in fake.requests] == ["POST", "GET", "GET"]
+
+
+# -- §1.5, §7.1, §7.4, §8.4, §9.2: how the client reads what comes back -------------
+
+@pytest.mark.parametrize("status,error", [
+    (401, AuthenticationError), (402, InsufficientCreditsError), (403, PermissionDeniedError),
+    (404, FlowNotFoundError), (429, RateLimitError), (400, FlowExecutionError),
+    (409, FlowExecutionError), (413, FlowExecutionError), (422, FlowExecutionError),
+])
+def test_error_statuses_map_to_typed_errors(client: Noukai, fake: FakeNoukai, status: int,
+                                            error: type[NoukaiError]) -> None:
+    """§1.5: status → class, `.code`/`.request_id`; 401 and 429 headers are kept."""
+    with pytest.raises(error) as raised:
+        client.flow(f"err{status}/app/hello").execute("hi")
+    assert raised.value.status_code == status and raised.value.code == f"CODE_{status}"
+    assert raised.value.request_id and raised.value.request_id.startswith("req_")
+    if status == 401:
+        assert raised.value.www_authenticate == 'Bearer error="invalid_token"'
+    if status == 429:
+        assert raised.value.retry_after == 120.0
+    assert len(fake.requests) == 1
+
+
+def test_plain_string_detail_becomes_the_message(client: Noukai) -> None:
+    with pytest.raises(FlowExecutionError) as raised:
+        client.flow("errstr/app/hello").execute("hi")
+    assert "plain text problem" in str(raised.value) and raised.value.code in (None, "")
+
+
+def test_hosted_style_sparse_frames_do_not_stall_steps(client: Noukai,
+                                                       fake: FakeNoukai) -> None:
+    """§7.4: no runId on run_started, no stepId on step_paused, drop-safe extra types."""
+    steps = list(client.flow("acme/hosted/hello").steps("hi"))
+    assert [s.step_id for s in steps] == ["a", "b"]
+    second = fake.requests[1].json
+    assert second["executionId"] == EXEC_ID and second["stepIndex"] == 1
+
+
+def test_stream_without_terminal_frame_is_not_reissued(client: Noukai,
+                                                       fake: FakeNoukai) -> None:
+    """§7.1 rule 5: Python treats an unterminated run as finished: no re-issue loop."""
+    with contextlib.suppress(NoukaiError):
+        list(client.flow("acme/noterm/hello").steps("hi"))
+    assert len(fake.requests) == 1
+
+
+def test_job_404_right_after_submission_counts_as_pending(client: Noukai,
+                                                          fake: FakeNoukai) -> None:
+    """§9.2: a 404 within 5 s of submission is the queue race, not an error."""
+    job = client.flow("acme/late/hello").execute_async("hi")
+    assert job.wait(timeout=10, poll_interval=0.05).status == "completed"
+    assert [r.method for r in fake.requests].count("GET") == 3
+
+
+def test_client_round_limit_stops_resuming(client: Noukai, fake: FakeNoukai) -> None:
+    """§8.4: max_tool_rounds=1 and a second pause: ToolCallLimitError, nothing sent."""
+    with pytest.raises(ToolCallLimitError) as raised:
+        client.flow("acme/loop/hello").execute("Weather?", tools=TOOLS, max_tool_rounds=1,
+                                               tool_handler=_results)
+    assert raised.value.code == "TOOL_CALL_LIMIT_CLIENT"
+    assert len(fake.requests) == 2
+
+
+def test_bad_key_and_bad_session_id_fail_before_any_request(fake: FakeNoukai,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """§1.2: keys must start with nk_; §1.4: only UUID session ids are fetched."""
+    with pytest.raises(AuthenticationError):
+        Noukai("sk_not_noukai", base_url=fake.base_url)
+    monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
+    with Noukai(KEY, base_url=fake.base_url) as client, \
+            pytest.raises((NoukaiError, ValueError)), \
+            replay_scope_sync(replay_session_id="not-a-uuid", client=client):
+        pass
+    assert fake.requests == []
