@@ -62,8 +62,9 @@ class Driver:
         try:
             while True:
                 terminal: dict[str, Any] | None = None
-                async for event in self.engine.run_block(run, index,
-                                                         resume if index == start else None):
+                if index != start and not self.engine.balances.has_credit(run.org):
+                    terminal = self._credits_exhausted(run, index)
+                async for event in self._block_events(run, index, start, resume, terminal):
                     kind = event["eventType"]
                     if kind in ("step_error", "step_paused_for_tool_calls"):
                         terminal = event
@@ -138,6 +139,24 @@ class Driver:
         self._finish(run, "cancelled")
         self._log_close(run)
         self.runs.save(run)
+
+    async def _block_events(self, run: RunState, index: int, start: int,
+                            resume: Resume | None,
+                            skip: dict[str, Any] | None) -> AsyncIterator[dict[str, Any]]:
+        if skip is not None:
+            yield skip
+            return
+        async for event in self.engine.run_block(run, index,
+                                                 resume if index == start else None):
+            yield event
+
+    def _credits_exhausted(self, run: RunState, index: int) -> dict[str, Any]:
+        """The balance ran out mid-run: the next block fails in-band (contract §13)."""
+        block = run.flow.blocks[index]
+        return self.engine.emit(run, {
+            "eventType": "step_error", "stepId": block.id, "name": block.name,
+            "stepIndex": index, "error": {"code": "CREDITS_EXHAUSTED",
+                                          "message": f"org {run.org!r} ran out of credits"}})
 
     def fail_internal(self, run: RunState, index: int) -> dict[str, Any]:
         block = run.flow.blocks[min(index, run.block_count - 1)]

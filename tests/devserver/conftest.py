@@ -41,6 +41,10 @@ orgs:
     capture: full
     projects:
       app: {}
+  thin:
+    credits: "0.000001"
+    projects:
+      app: {}
   other:
     credits: unlimited
     projects:
@@ -50,12 +54,28 @@ keys:
   nk_acme_key: {org: acme}
   nk_acme_limited: {org: acme, rateLimit: 3}
   nk_other_key: {org: other}
+  nk_thin_key: {org: thin}
 """
 
 HELLO_FLOW = """
 message: required
 blocks:
   - {id: respond, name: Respond, type: llm, prompt: "{{message}}"}
+"""
+
+TWO_BLOCK_FLOW = """
+blocks:
+  - {id: one, type: llm, prompt: "{{message}}"}
+  - {id: two, type: llm, prompt: "{{one.response}}"}
+"""
+
+PARAMS_FLOW = """
+parameters:
+  required: [city, days]
+blocks:
+  - id: plan
+    type: template
+    template: {city: "{{parameters.city}}", days: "{{parameters.days}}", note: "{{message}}"}
 """
 
 
@@ -68,6 +88,9 @@ def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = root / "flows" / org / project
         folder.mkdir(parents=True)
         (folder / "hello.yaml").write_text(HELLO_FLOW)
+    (root / "flows" / "thin" / "app").mkdir(parents=True)
+    (root / "flows" / "thin" / "app" / "two.yaml").write_text(TWO_BLOCK_FLOW)
+    (root / "flows" / "other" / "app" / "params.yaml").write_text(PARAMS_FLOW)
     for mode in ("redacted", "off", "metadata_only"):
         (root / "flows" / "other" / "app" / f"{mode}.yaml").write_text(
             f"capture: {mode}\n{HELLO_FLOW}")

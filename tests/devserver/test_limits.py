@@ -52,3 +52,26 @@ def test_balance_is_charged_per_run_until_402(custom_server: DevServer) -> None:
         raise AssertionError("the balance never ran out")
     assert sum(costs) >= Decimal("0.000050")
     assert len(costs) >= 2
+
+
+def test_balance_running_out_mid_run_fails_the_next_block_in_band(
+        custom_server: DevServer) -> None:
+    response = _post(custom_server, "nk_thin_key", "/seq/thin/app/two/step",
+                     {"message": "expensive enough", "stepIndex": 0, "runRemaining": True})
+    frames = [httpx.Response(200, content=line[6:]).json()
+              for line in response.text.splitlines() if line.startswith("data: ")]
+    assert [f["eventType"] for f in frames][-2:] == ["step_completed", "step_error"]
+    assert frames[-1]["stepId"] == "two"
+    assert frames[-1]["error"]["code"] == "CREDITS_EXHAUSTED"
+    again = _post(custom_server, "nk_thin_key", "/seq/thin/app/two/execute", {"message": "x"})
+    assert_error(again, 402, "INSUFFICIENT_CREDITS")
+
+
+def test_required_parameters_are_checked(custom_server: DevServer) -> None:
+    missing = _post(custom_server, "nk_other_key", "/seq/other/app/params/execute",
+                    {"message": "m", "parameters": {"city": "Oslo"}})
+    body = assert_error(missing, 400, "MISSING_PARAMETER")
+    assert body["detail"]["parameters"] == ["days"]
+    ok = _post(custom_server, "nk_other_key", "/seq/other/app/params/execute",
+               {"message": "m", "parameters": {"city": "Oslo", "days": 3}})
+    assert ok.json()["result"] == {"city": "Oslo", "days": 3, "note": "m"}

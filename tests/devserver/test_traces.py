@@ -173,3 +173,25 @@ def test_live_trace_tails_a_running_job_and_resumes_with_last_event_id(
     assert [(f.id, f.data) for f in cut + rest] == [(f.id, f.data) for f in full]
     assert [(f.id, f.data) for f in results["b"]] == [(f.id, f.data) for f in full]
     assert [(f.id, f.data) for f in results["c"]] == [(f.id, f.data) for f in full]
+
+
+def test_live_trace_of_a_waiting_step_run_heartbeats_then_closes_when_idle(
+        noukai_devserver_factory) -> None:  # type: ignore[no-untyped-def]
+    server = noukai_devserver_factory(live_idle_timeout=0.5)
+    api = Api(server)
+    _r, first = api.step("two-step", {"message": "idle", "stepIndex": 0})
+    run_id = events(first)[0]["executionId"]
+    path = f"/seq/local/demo/two-step/runs/{run_id}/trace/stream"
+    frames = parse_sse(api.get(path).content)
+    assert any("keepalive" in c for f in frames for c in f.comments)
+    assert frames[-1].data is None and "idle" in frames[-1].comments[-1]
+    seen = [f for f in frames if f.data]
+    assert seen[-1].data["eventType"] == "step_completed"
+    api.step("two-step", {"executionId": run_id, "stepIndex": 1,
+                          "accumulatedOutputs": {"draft": events(first)[3]["output"]}})
+    rest = [f for f in parse_sse(api.get(path, headers={"Last-Event-ID": str(seen[-1].id)})
+                                 .content) if f.data]
+    assert rest[0].id == seen[-1].id + 1
+    assert [f.data["eventType"] for f in rest][-1] == "flow_completed"
+    api.close()
+    server.stop()
