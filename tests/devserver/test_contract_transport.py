@@ -124,3 +124,111 @@ def test_rate_limit_is_429_with_integer_retry_after(limited: DevServer) -> None:
     refused = responses[-1]
     check_error(refused, 429, "RATE_LIMIT")
     assert re.fullmatch(r"\d+", refused.headers["retry-after"]), refused.headers
+
+
+def _one_block(prompt: str) -> str:
+    return ("blocks:\n  - {id: respond, name: Respond, type: llm, model: local/echo-1, "
+            f"prompt: \"{prompt} {{{{message}}}}\"}}\n")
+
+
+def _two_blocks(second_prompt: str) -> str:
+    return ("blocks:\n"
+            "  - {id: one, name: One, type: llm, model: local/echo-1, prompt: \"{{message}}\"}\n"
+            f"  - {{id: two, name: Two, type: llm, model: local/echo-1, "
+            f"prompt: \"{second_prompt}\"}}\n")
+
+
+@pytest.fixture(scope="module")
+def versioned(noukai_devserver_factory: Callable[..., DevServer],
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[DevServer, Path]:
+    """A workspace whose flow `greet` has published v1 ("V1") and a newer draft."""
+    root = tmp_path_factory.mktemp("contract-versions")
+    (root / "noukai.yaml").write_text(
+        "orgs:\n  alpha: {credits: unlimited, capture: full, projects: {app: {}}}\n"
+        "keys:\n  nk_alpha: {org: alpha}\n")
+    flows = root / "flows" / "alpha" / "app"
+    flows.mkdir(parents=True)
+    (flows / "greet.yaml").write_text(_one_block("V1"))
+    (flows / "Mixed_Case.slug-1.yaml").write_text(_one_block("MIXED"))
+    (flows / "pinned.yaml").write_text(_two_blocks("OLD {{one.response}}"))
+    db = root / "noukai.sqlite3"
+    subprocess.run([sys.executable, "-m", "noukai_devserver", "publish", "alpha/app/greet",
+                    "--workspace", str(root), "--db", str(db)], check=True,
+                   capture_output=True, timeout=60)
+    (flows / "greet.yaml").write_text(_one_block("DRAFT"))
+    return noukai_devserver_factory(root, db=db), flows
+
+
+def test_base_path_runs_production_v0_the_draft_vn_that_version(
+        versioned: tuple[DevServer, Path]) -> None:
+    """§2 / item 7: base = published, /v0 = live draft, /v1 = v1, /v2 = 404."""
+    server, _ = versioned
+    with open_client(server.base_url, "nk_alpha") as c:
+        def result(prefix: str) -> str:
+            response = c.post(flow_path("greet", f"{prefix}execute", "alpha", "app"),
+                              json=execute_body("hi"))
+            assert response.status_code == 200, response.text
+            return str(response.json()["result"])
+        assert "V1" in result("") and "V1" in result("v1/")
+        assert "DRAFT" in result("v0/")
+        check_error(c.post(flow_path("greet", "v2/execute", "alpha", "app"),
+                           json=execute_body("hi")), 404, "VERSION_NOT_FOUND")
+        steps = read_stream(c, "POST", flow_path("greet", "v1/step", "alpha", "app"),
+                            step_body("hi"))
+        assert "V1" in str(steps.events[-1]["result"])
+        check_error(c.post(flow_path("greet", "v0/step", "alpha", "app"),
+                           json=step_body("hi")), 400, "INVALID_VERSION")
+
+
+def test_slug_with_dots_underscores_and_capitals(versioned: tuple[DevServer, Path]) -> None:
+    """§1.1 SHOULD: slugs matching [A-Za-z0-9._-]+ are served."""
+    server, _ = versioned
+    with open_client(server.base_url, "nk_alpha") as c:
+        response = c.post(flow_path("Mixed_Case.slug-1", "execute", "alpha", "app"),
+                          json=execute_body("hi"))
+    assert response.status_code == 200, response.text
+    assert "MIXED" in str(response.json()["result"])
+
+
+def test_flow_edited_mid_run_is_pinned_or_stale(versioned: tuple[DevServer, Path]) -> None:
+    """§7.2: a definition changed since the run began: pinned (SHOULD) or 409 STALE_TREE;
+    never the new definition silently applied to the old run."""
+    server, flows = versioned
+    path = flow_path("pinned", "step", "alpha", "app")
+    with open_client(server.base_url, "nk_alpha") as c:
+        first = read_stream(c, "POST", path, step_body("go"))
+        outputs = {"one": first.events[-2]["output"]}
+        (flows / "pinned.yaml").write_text(_two_blocks("NEW {{one.response}}"))
+        cursor = step_body(None, step_index=1, execution_id=first.events[0]["executionId"],
+                           outputs=outputs)
+        reply = read_stream(c, "POST", path, cursor)
+        if reply.response.status_code == 409:
+            check_error(reply.response, 409, "STALE_TREE")
+        else:
+            assert reply.response.status_code == 200, reply.raw
+            assert "OLD" in str(reply.events[-1]["result"]), reply.events[-1]
+
+
+def test_running_out_of_credits_is_a_typed_error(
+        noukai_devserver_factory: Callable[..., DevServer], tmp_path: Path) -> None:
+    """§13: a spent balance ends in 402 INSUFFICIENT_CREDITS / CREDITS_EXHAUSTED, or an
+    in-band step_error with CREDITS_EXHAUSTED; never a malformed reply."""
+    (tmp_path / "noukai.yaml").write_text(
+        "orgs:\n  alpha: {credits: \"0.000030\", projects: {app: {}}}\n"
+        "keys:\n  nk_alpha: {org: alpha}\n")
+    (tmp_path / "flows" / "alpha" / "app").mkdir(parents=True)
+    (tmp_path / "flows" / "alpha" / "app" / "greet.yaml").write_text(_one_block("spend"))
+    server = noukai_devserver_factory(tmp_path)
+    codes: list[str] = []
+    with open_client(server.base_url, "nk_alpha") as c:
+        for _ in range(30):
+            reply = read_stream(c, "POST", flow_path("greet", "step", "alpha", "app"),
+                                step_body("a fairly long message to cost something"))
+            if reply.response.status_code != 200:
+                check_error(reply.response, 402)
+                codes.append(reply.response.json()["detail"]["code"])
+                break
+            if reply.types[-1] == "step_error":
+                codes.append(reply.events[-1]["error"]["code"])
+    server.stop()
+    assert codes and set(codes) <= {"INSUFFICIENT_CREDITS", "CREDITS_EXHAUSTED"}, codes
