@@ -24,8 +24,9 @@ from starlette.requests import Request
 
 from . import _store as db
 from ._auth import FlowResolver, RateLimiter, authenticate
+from ._blocks import EngineOptions
 from ._driver import Driver
-from ._engine import Engine, EngineOptions
+from ._engine import Engine
 from ._errors import ApiError
 from ._idempotency import Idempotency
 from ._jobs import JobQueue

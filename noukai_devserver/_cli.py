@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from ._flows import WorkspaceError
-from ._workspace import DEMO_WORKSPACE, load_workspace
+from ._workspace import DEMO_WORKSPACE, Workspace, load_workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=False,
                   help="Local server for the Noukai HTTP API.")
@@ -35,7 +35,7 @@ def _db_for(workspace: Path | None, db: str | None) -> str:
     return str(workspace / "noukai.sqlite3")
 
 
-def _load(workspace: Path | None):  # type: ignore[no-untyped-def]
+def _load(workspace: Path | None) -> Workspace:
     try:
         return load_workspace(workspace or DEMO_WORKSPACE)
     except WorkspaceError as exc:

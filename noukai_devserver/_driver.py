@@ -22,7 +22,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._engine import Engine, Resume
+from ._blocks import Resume
+from ._engine import Engine
 from ._models import money
 from ._runs import Runs, RunState, utc_now
 

@@ -14,7 +14,6 @@ its timings, tokens, cost and capture-filtered snapshots. A cancelled block
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,63 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 from . import _store as db
+from ._blocks import BlockFailed, EngineOptions, Resume, Usage, apply_overrides
 from ._capture import as_context, snapshot
 from ._flows import Block, render
 from ._models import SLOW_MODELS, ModelFailure, ModelRequest, complete, cost_usd, money
 from ._runs import Balances, Runs, RunState, utc_now
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    slow_seconds: float = 2.0
-    stream_delay: float = 0.05
-    snapshot_limit: int = 256 * 1024
-    iteration_cap: int = 20
-
-
-@dataclass
-class Resume:
-    """A tool resume: the block's conversation with the caller's tool results."""
-
-    conversation: list[dict[str, Any]]
-    iterations: int
-
-
-@dataclass
-class _Usage:
-    prompt: int = 0
-    completion: int = 0
-    cost: Decimal = Decimal(0)
-
-    def tokens(self) -> dict[str, int]:
-        return {"prompt": self.prompt, "completion": self.completion,
-                "total": self.prompt + self.completion}
-
-
-class BlockFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-_OVERRIDABLE = {"model": "model", "system": "system", "prompt": "prompt", "stream": "stream"}
-
-
-def apply_overrides(block: Block, overrides: Any) -> Block:
-    """`blockOverrides[stepId]`: known keys replace block fields; others are options."""
-    if not isinstance(overrides, dict) or not overrides:
-        return block
-    changes: dict[str, Any] = {}
-    options = dict(block.options)
-    for key, value in overrides.items():
-        attr = _OVERRIDABLE.get(key)
-        wanted = bool if attr == "stream" else str
-        if attr and isinstance(value, wanted):
-            changes[attr] = value
-        else:
-            options[key] = value
-    return dataclasses.replace(block, options=options, **changes)
 
 
 class Engine:
@@ -110,7 +57,7 @@ class Engine:
 
     def _write_attempt(self, run: RunState, block: Block, loop_index: int | None,
                        attempt: int, status: str, *, order: int, started_at: str,
-                       t0: float, model: str | None, usage: _Usage | None,
+                       t0: float, model: str | None, usage: Usage | None,
                        input_data: Any, output: Any = None,
                        error: dict[str, Any] | None = None) -> None:
         if run.capture == "off":
@@ -180,7 +127,7 @@ class Engine:
     async def _run_plain(self, run: RunState, block: Block,
                          index: int) -> AsyncIterator[dict[str, Any]]:
         t0 = time.monotonic()
-        usage = _Usage()
+        usage = Usage()
         ctx = self._context(run, (run.inputs.get("inputOverrides") or {}).get(block.id))
         input_data = {"template": block.template} if block.type == "template" else {
             "over": block.over}
@@ -223,7 +170,7 @@ class Engine:
         yield self._completed(run, block, index, output, t0, usage if has_llm else None)
 
     def _completed(self, run: RunState, block: Block, index: int, output: Any, t0: float,
-                   usage: _Usage | None) -> dict[str, Any]:
+                   usage: Usage | None) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "eventType": "step_completed", "stepId": block.id, "name": block.name,
             "stepIndex": index, "output": output,
@@ -251,12 +198,12 @@ class Engine:
             yield self.emit(run, {"eventType": "step_input", "stepId": block.id,
                                   "inputData": input_data})
             conversation = self._conversation(run, prompt)
-            iterations, usage = 0, _Usage()
+            iterations, usage = 0, Usage()
         else:
             pause = run.meta.get("pause") or {}
             input_data = pause.get("inputData") or {"model": block.model, "prompt": prompt}
             conversation, iterations = resume.conversation, resume.iterations
-            usage = _Usage(int(pause.get("prompt", 0)), int(pause.get("completion", 0)),
+            usage = Usage(int(pause.get("prompt", 0)), int(pause.get("completion", 0)),
                            Decimal(str(pause.get("cost", "0"))))
             attempt = int(pause.get("attempt", 1))
             order, started = int(pause.get("order", self._order(run))), str(
@@ -338,7 +285,7 @@ class Engine:
 
     # -- loops ---------------------------------------------------------------------
     async def _run_loop(self, run: RunState, block: Block, ctx: dict[str, Any],
-                        usage: _Usage) -> AsyncIterator[dict[str, Any] | _LoopResult]:
+                        usage: Usage) -> AsyncIterator[dict[str, Any] | _LoopResult]:
         items = render(block.over, ctx)
         if isinstance(items, str):
             items = [part.strip() for part in items.split(",") if part.strip()]
@@ -360,7 +307,7 @@ class Engine:
         yield _LoopResult({"items": results})
 
     async def _inner(self, run: RunState, block: Block, loop_index: int,
-                     ctx: dict[str, Any], usage: _Usage) -> Any:
+                     ctx: dict[str, Any], usage: Usage) -> Any:
         """One inner block of a loop iteration, with retries; raises BlockFailed."""
         while True:
             t0, started, order = time.monotonic(), utc_now(), self._order(run)
@@ -368,12 +315,12 @@ class Engine:
             rendered = render(block.prompt if block.type == "llm" else block.template, ctx)
             input_data = {"item": ctx.get("item"), "loopIndex": loop_index, "input": rendered}
             model = block.model if block.type == "llm" else None
-            own = _Usage()
+            own = Usage()
             try:
                 if block.type == "llm":
                     reply = await self._model_call(
                         run, block, [{"role": "user", "content": str(rendered)}], [], attempt)
-                    own = _Usage(reply.prompt_tokens, reply.completion_tokens,
+                    own = Usage(reply.prompt_tokens, reply.completion_tokens,
                                  cost_usd(block.model, reply.prompt_tokens,
                                           reply.completion_tokens))
                     output: Any = {block.output_key: reply.text}

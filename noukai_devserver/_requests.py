@@ -144,7 +144,8 @@ def _size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode())
 
 
-def normalise_turns(turns: list[Any], field_name: str, *, tool_results: bool) -> list[dict]:
+def normalise_turns(turns: list[Any], field_name: str, *,
+                    tool_results: bool) -> list[dict[str, Any]]:
     """Normalise chat turns to camelCase; check roles and the 1 MB cap."""
     if _size(turns) > MESSAGES_LIMIT:
         raise ApiError(413, "MESSAGES_TOO_LARGE",

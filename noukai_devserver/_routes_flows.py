@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from ._app import ServerState, get_state
 from ._auth import Principal, authenticate, check_project, parse_version
-from ._engine import Resume
+from ._blocks import Resume
 from ._errors import ApiError
 from ._flows import Flow
 from ._idempotency import HEADER, STREAM_REUSED, Idempotency, fingerprint

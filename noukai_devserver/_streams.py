@@ -35,7 +35,7 @@ _END = object()
 
 def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]],
                 events: AsyncIterator[dict[str, Any]], headers: dict[str, str],
-                on_close: Callable[[], None] | None = None) -> Any:
+                on_close: Callable[[], None] | None = None) -> StreamingResponse:
     """The /step response; `on_close` runs when the body ends, however it ends."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -84,7 +84,8 @@ def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]]
                              headers={**SSE_HEADERS, **headers})
 
 
-def live_trace_stream(state: ServerState, run: RunState, last_event_id: int) -> Any:
+def live_trace_stream(state: ServerState, run: RunState,
+                      last_event_id: int) -> StreamingResponse:
     queue = state.broker.subscribe(run.id)
 
     async def body() -> AsyncIterator[bytes]:
