@@ -59,3 +59,29 @@ async def test_a_repeat_while_the_first_runs_is_refused(noukai_devserver: Any) -
                 await flow.execute(message="slow", idempotency_key=key)
             assert (await first).status == "completed"
     assert info.value.status_code == 409 and info.value.code == "IDEMPOTENCY_IN_PROGRESS"
+
+
+def test_a_lost_response_can_be_retried_safely_with_its_key(
+    noukai_devserver: Any, scripted_server: Any
+) -> None:
+    """A proxy forwards the POST to the dev server, then drops the answer on the floor."""
+
+    def forward_then_drop(request: Any, conn: Any) -> None:
+        headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length")}
+        httpx.post(noukai_devserver.base_url + request.path, content=request.body, headers=headers)
+        conn.reset()
+
+    scripted_server.responders = forward_then_drop
+    lossy = nk.Noukai(api_key=noukai_devserver.api_key, base_url=scripted_server.base_url)
+    direct = nk.Noukai(api_key=noukai_devserver.api_key, base_url=noukai_devserver.base_url)
+    with lossy, direct, nk.trace_scope_sync() as scope:
+        with pytest.raises(nk.APIConnectionError) as lost:
+            lossy.flow("local/demo/hello-world").execute(message="pay once")
+        assert len(scripted_server.posts()) == 1  # never re-sent after the request went out
+        key = lost.value.idempotency_key
+        assert key
+        result = direct.flow("local/demo/hello-world").execute(
+            message="pay once", idempotency_key=key
+        )
+    assert result.status == "completed"
+    assert len(session_executions(noukai_devserver, scope.session_id)) == 1
