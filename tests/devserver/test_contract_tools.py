@@ -232,45 +232,7 @@ def test_abandoned_step_pause_reruns_the_block(client: httpx.Client) -> None:
     assert reply.events[-1]["iterationsUsed"] == 1
 
 
-# -- messages mode (§12, item 28) and session tags across resumes (item 27) -----
-
-def test_messages_mode_uses_only_the_last_user_turn(client: httpx.Client) -> None:
-    conversation = [
-        {"role": "user", "content": "What is the weather in Paris?"},
-        {"role": "assistant", "content": "It is sunny in Paris."},
-        {"role": "user", "content": "And what is the weather in Oslo?"},
-    ]
-    response = client.post(flow_path("agent-tools", "execute"),
-                           json=execute_body(None, messages=conversation, tools=TOOLS))
-    paused = response.json()
-    check_paused(paused)
-    assert _locations(paused["toolCalls"]) == ["Oslo"]
-    done = client.post(flow_path("agent-tools", "execute"),
-                       json=resume_body(paused, SHAPES["snake-role-content"])).json()
-    assert done["status"] == "completed" and isinstance(done["result"]["message"], str)
-
-
-def test_messages_without_tools_completes(client: httpx.Client) -> None:
-    body = execute_body(None, messages=[{"role": "user", "content": "Hello agent"}])
-    done = client.post(flow_path("agent-tools", "execute"), json=body).json()
-    assert done["status"] == "completed" and isinstance(done["result"]["message"], str)
-
-
-@pytest.mark.parametrize("turn", [
-    {"role": "system", "content": "x"}, {"role": "developer", "content": "x"},
-    {"role": "function", "content": "x"}, {"content": "no role"}, {"role": 3, "content": "x"},
-])
-def test_messages_role_is_checked(client: httpx.Client, turn: dict[str, Any]) -> None:
-    body = execute_body(None, messages=[turn, {"role": "user", "content": "hi"}])
-    check_error(client.post(flow_path("agent-tools", "execute"), json=body),
-                400, "MESSAGES_ROLE_INVALID")
-
-
-def test_messages_over_one_megabyte_are_413(client: httpx.Client) -> None:
-    body = execute_body(None, messages=[{"role": "user", "content": "y" * 1_000_100}])
-    check_error(client.post(flow_path("agent-tools", "execute"), json=body),
-                413, "MESSAGES_TOO_LARGE")
-
+# -- session tags across resumes (item 27) ----------------------------------------
 
 def test_resume_keeps_the_session_tag_of_the_fresh_call(noukai_devserver: DevServer,
                                                         client: httpx.Client) -> None:
