@@ -105,7 +105,11 @@ class AsyncFlow(FlowBase):
         timeout: float | None = None,
         session_id: str | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Every typed event of a step-through run; `break` closes the HTTP stream."""
+        """Every typed event of a step-through run, as an async generator.
+
+        `await events.aclose()` closes the HTTP stream at once; leaving `async for`
+        early closes it when the event loop finalises the generator.
+        """
         version_path, stream, plan = self._step_stream(
             message=message,
             parameters=parameters,

@@ -8,6 +8,8 @@ from noukai_core._models._base import WireModel
 
 
 class SessionStep(WireModel):
+    """One executed block of a recorded execution (final attempt per loop index)."""
+
     step_id: str
     attempt: int = 1
     loop_index: int | None = None
@@ -22,6 +24,8 @@ class SessionStep(WireModel):
 
 
 class SessionExecution(WireModel):
+    """One recorded execution; replay matches it by (slug, trigger_type, position)."""
+
     execution_id: str
     flow_id: str | None = None
     slug: str | None = None
@@ -36,5 +40,7 @@ class SessionExecution(WireModel):
 
 
 class SessionResponse(WireModel):
+    """A whole recorded session, executions in start order."""
+
     session_id: str
     executions: list[SessionExecution]
