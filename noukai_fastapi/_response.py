@@ -13,7 +13,9 @@ of a 200 followed by an error frame. After the start:
   the pending read and closes the upstream iterator, which closes the HTTP
   stream to Noukai, so the run is cancelled there too.
 
-Only one event is held at a time: memory stays flat however long the stream.
+Events that arrive together (one upstream chunk) leave together, in one
+body message; the buffer between the two sides is bounded, so memory stays
+flat however long the stream and however slow the browser.
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ class _Disconnected(Exception):
 
 def _event_dict(event: Any) -> tuple[str, dict[str, Any]]:
     """(event type, wire-shaped dict) for a typed event or an already-plain dict."""
-    if isinstance(event, Mapping):
-        data = dict(event)
-        return str(data.get("eventType") or data.get("event_type") or "message"), data
-    data = event.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return str(event.event_type), data
+    dump = getattr(event, "model_dump", None)
+    if dump is not None:  # a typed event of noukai_core: the common, hot path
+        return str(event.event_type), dump(mode="json", by_alias=True, exclude_none=True)
+    data = dict(event)
+    return str(data.get("eventType") or data.get("event_type") or "message"), data
 
 
 class FlowEventsResponse(Response):
@@ -78,101 +80,147 @@ class FlowEventsResponse(Response):
         await _Pump(self, receive, send).run()
 
 
-_END = object()  # the upstream iterator is exhausted
-_IDLE = object()  # nothing arrived within the heartbeat interval
-
-
 class _Pump:
-    """Moves events from the upstream iterator to the browser, one at a time."""
+    """Moves events from the upstream iterator to the browser.
+
+    Four tasks, so the per-event path is a plain `async for` plus a list
+    append (a task, a wait or an ASGI send per event would cost more than
+    decoding the event did):
+
+    - the *reader* turns upstream events into frames and appends them to a
+      buffer, waking the writer;
+    - the *writer* sends whatever the buffer holds as one body message. It
+      runs when the reader waits for the network, so the events of one
+      upstream chunk leave together. The buffer is bounded (`MAX_BUFFER`):
+      a slow browser pauses the reader, so memory stays flat;
+    - the *heartbeat* queues a comment after each quiet interval;
+    - the *disconnect watcher* waits for `http.disconnect`.
+
+    Only the writer sends, so frames never interleave. When the writer ends
+    (stream done) or the watcher does (browser gone), the others are
+    cancelled; cancelling the reader raises `CancelledError` inside the
+    upstream iterator's pending read, which closes its HTTP stream, and
+    `aclose()` then makes sure it is closed.
+    """
+
+    MAX_BUFFER = 64 * 1024
 
     def __init__(self, response: FlowEventsResponse, receive: Receive, send: Send) -> None:
         self.response = response
         self.receive = receive
         self.send = send
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.ready = asyncio.Event()  # the writer has something to do
+        self.room = asyncio.Event()  # the buffer is below MAX_BUFFER
+        self.room.set()
+        self.got_event = False  # upstream produced an event: the response may start
+        self.ended = False  # the reader is done (end of stream or failure)
+        self.failure: Exception | None = None
         self.started = False
-        self.pending: asyncio.Future[Any] | None = None
-        self.disconnect: asyncio.Future[None] | None = None
+        self.last_write = 0.0
 
     async def run(self) -> None:
-        # The read of the next event runs as a task (it inherits this context,
-        # so the request's Noukai session is active inside it) and is awaited
-        # together with the disconnect watcher; a heartbeat timeout never
-        # cancels it, because cancelling an async generator's `__anext__`
-        # would end the stream.
-        self.disconnect = asyncio.ensure_future(_wait_for_disconnect(self.receive))
+        # Tasks inherit this context: the request's Noukai session stays
+        # active inside the upstream reads.
+        reader = asyncio.ensure_future(self._read())
+        writer = asyncio.ensure_future(self._write())
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        watcher = asyncio.ensure_future(_wait_for_disconnect(self.receive))
         try:
-            await self._stream()
-        except _Disconnected:
-            logger.info("browser disconnected; closing the upstream flow stream")
+            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not writer.done():
+                logger.info("browser disconnected; closing the upstream flow stream")
         finally:
-            self.disconnect.cancel()
-            if self.pending is not None:
-                await _cancel(self.pending)
+            for task in (heartbeat, watcher, writer, reader):
+                await _cancel(task)
             await _close(self.response.events)
+        if writer.done() and not writer.cancelled():
+            exc = writer.exception()
+            if exc is not None and not isinstance(exc, _Disconnected):
+                raise exc
 
-    async def _next(self) -> Any:
-        """The next event, `_END`, `_IDLE`, or the upstream exception (returned)."""
-        assert self.disconnect is not None
-        if self.pending is None:
-            self.pending = asyncio.ensure_future(anext(self.response.events))
-        timeout = self.response.heartbeat_interval if self.started else None
-        done, _ = await asyncio.wait(
-            {self.disconnect, self.pending}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self.disconnect in done:
-            raise _Disconnected
-        if self.pending not in done:
-            return _IDLE
-        finished, self.pending = self.pending, None
-        exc = finished.exception()
-        if isinstance(exc, StopAsyncIteration):
-            return _END
-        if exc is not None:
-            return exc
-        return finished.result()
+    def _queue(self, frame: bytes) -> None:
+        self.buffer.append(frame)
+        self.buffered += len(frame)
+        self.ready.set()
+
+    async def _read(self) -> None:
+        events = self.response.events
+        policy = self.response.policy
+        event_id = 0
+        try:
+            async for event in events:
+                if not self.got_event:
+                    self.got_event = True
+                    self.ready.set()
+                event_type, data = _event_dict(event)
+                visible = policy.apply(event_type, data)
+                if visible is not None:
+                    event_id += 1
+                    self._queue(encode_event(event_type, visible, event_id=event_id))
+                    if self.buffered >= self.MAX_BUFFER:
+                        self.room.clear()
+                        await self.room.wait()
+        except Exception as exc:  # reported to the browser by the writer
+            self.failure = exc
+        self.ended = True
+        self.ready.set()
+
+    async def _heartbeat(self) -> None:
+        interval = self.response.heartbeat_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            quiet = loop.time() - self.last_write
+            if self.started and quiet >= interval and not self.buffer:
+                self._queue(encode_comment())
+                quiet = 0.0
+            await asyncio.sleep(interval - quiet if 0.0 <= quiet < interval else interval)
+
+    async def _write(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            if self.got_event and not self.started:
+                await self._start()
+            if self.buffer:
+                data = b"".join(self.buffer)
+                self.buffer.clear()
+                self.buffered = 0
+                self.room.set()
+                await self._body(data)
+            if self.ended and not self.buffer:
+                break
+        if self.failure is not None:
+            await self._fail(self.failure)
+            return
+        if not self.started:
+            await self._start()
+        await self._body(b"", more=False)
 
     async def _start(self) -> None:
-        if not self.started:
-            self.started = True
-            response = self.response
-            await self.send(
-                {"type": "http.response.start", "status": response.status_code,
-                 "headers": response.raw_headers}
-            )
+        response = self.response
+        message = {"type": "http.response.start", "status": response.status_code,
+                   "headers": response.raw_headers}
+        self.started = True
+        try:
+            await self.send(message)
+        except OSError as exc:
+            raise _Disconnected from exc
+        self.last_write = asyncio.get_running_loop().time()
 
     async def _body(self, body: bytes, *, more: bool = True) -> None:
         try:
             await self.send({"type": "http.response.body", "body": body, "more_body": more})
         except OSError as exc:  # how an ASGI server reports a closed connection
             raise _Disconnected from exc
+        self.last_write = asyncio.get_running_loop().time()
 
-    async def _stream(self) -> None:
-        event_id = 0
-        while True:
-            item = await self._next()
-            if item is _END:
-                break
-            if item is _IDLE:
-                await self._body(encode_comment())
-                continue
-            if isinstance(item, BaseException):
-                await self._fail(item)
-                return
-            await self._start()
-            event_type, data = _event_dict(item)
-            visible = self.response.policy.apply(event_type, data)
-            if visible is not None:
-                event_id += 1
-                await self._body(encode_event(event_type, visible, event_id=event_id))
-        await self._start()
-        await self._body(b"", more=False)
-
-    async def _fail(self, exc: BaseException) -> None:
-        if isinstance(exc, asyncio.CancelledError):
-            raise exc
+    async def _fail(self, exc: Exception) -> None:
         error = upstream_error_response(exc)
         logger.warning("noukai flow stream failed: %s (%s)", error.code, type(exc).__name__)
         if not self.started:
+            self.started = True
             await send_error_response(self.send, error)
             return
         await self._body(encode_event("error", error.event_data()), more=False)

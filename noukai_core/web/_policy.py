@@ -19,6 +19,7 @@ mutates its input. Field names match in both wire (camelCase) and Python
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,18 +66,38 @@ def _spellings(name: str) -> frozenset[str]:
     return frozenset({name, snake, camel})
 
 
-def _drop_path(data: dict[str, Any], path: list[str]) -> None:
-    """Remove `path` from `data` in place (copies nested dicts it walks into)."""
-    head, rest = path[0], path[1:]
-    for key in list(data):
-        if key not in _spellings(head):
-            continue
-        if not rest:
-            del data[key]
-        elif isinstance(data[key], dict):
-            child = dict(data[key])
-            _drop_path(child, rest)
-            data[key] = child
+@dataclass(frozen=True)
+class _CompiledRules:
+    """Drop rules resolved once: every spelling of a top-level key, and nested rules."""
+
+    drop: frozenset[str]
+    nested: Mapping[str, _CompiledRules]
+
+    def apply(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in self.drop:
+                continue
+            inner = self.nested.get(key)
+            if inner is not None and isinstance(value, Mapping):
+                value = inner.apply(value)
+            out[key] = value
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(rules: frozenset[str]) -> _CompiledRules:
+    drop: set[str] = set()
+    children: dict[str, set[str]] = {}
+    for rule in rules:
+        head, _, rest = rule.partition(".")
+        if rest:
+            for spelling in _spellings(head):
+                children.setdefault(spelling, set()).add(rest)
+        else:
+            drop |= _spellings(head)
+    nested = {key: _compile(frozenset(sub)) for key, sub in children.items()}
+    return _CompiledRules(frozenset(drop), nested)
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,9 @@ class EventPolicy:
     )
     keep_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
     expose_error_messages: bool = False
+    _compiled: dict[str, _CompiledRules] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def forwarding(self, *event_types: str) -> EventPolicy:
         """A copy that also forwards `event_types`."""
@@ -117,6 +141,18 @@ class EventPolicy:
         """A copy that sends `fields` of `event_type` despite the drop rules."""
         return replace(self, keep_fields=_merged(self.keep_fields, event_type, fields))
 
+    def _rules(self, event_type: str) -> _CompiledRules:
+        # Resolved per event type on first use: the per-event path is then one
+        # pass over the event's keys with set lookups.
+        compiled = self._compiled.get(event_type)
+        if compiled is None:
+            rules = self.drop_fields.get(ALL_EVENTS, frozenset()) | self.drop_fields.get(
+                event_type, frozenset()
+            )
+            compiled = _compile(frozenset(rules - self.keep_fields.get(event_type, frozenset())))
+            self._compiled[event_type] = compiled
+        return compiled
+
     def allows(self, event_type: str) -> bool:
         return event_type in self.forward
 
@@ -127,13 +163,7 @@ class EventPolicy:
         """
         if event_type not in self.forward:
             return None
-        out = dict(data)
-        rules = self.drop_fields.get(ALL_EVENTS, frozenset()) | self.drop_fields.get(
-            event_type, frozenset()
-        )
-        rules -= self.keep_fields.get(event_type, frozenset())
-        for rule in rules:
-            _drop_path(out, rule.split("."))
+        out = self._rules(event_type).apply(data)
         if not self.expose_error_messages:
             out = _codes_only(out)
         return out
@@ -149,7 +179,9 @@ def _merged(
 
 def _codes_only(data: dict[str, Any]) -> dict[str, Any]:
     """Replace an `error` object's message by its code (the code is safe to show)."""
-    error = data.get("error")
+    if "error" not in data:
+        return data
+    error = data["error"]
     if isinstance(error, Mapping):
         data = dict(data)
         code = error.get("code")

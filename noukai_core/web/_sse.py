@@ -12,8 +12,9 @@ Invariants every frame keeps, because browsers and the SDK parsers rely on them:
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from pydantic_core import to_json
 
 #: Headers of every SSE response. `no-transform` and `X-Accel-Buffering: no`
 #: stop proxies (nginx, CDNs) from compressing or buffering the stream, which
@@ -28,35 +29,45 @@ SSE_HEADERS: dict[str, str] = {
 def _check_field(name: str, value: str) -> None:
     # A CR, LF or NUL inside a field would end the line early and let the
     # rest be read as another field: refuse it rather than write a broken frame.
-    if any(ch in value for ch in "\r\n\0"):
+    if "\n" in value or "\r" in value or "\0" in value:
         raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
 
 
+def encode_json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON, always valid for a browser's `JSON.parse`.
+
+    pydantic-core's serializer (a dependency already) is several times faster
+    than `json.dumps`, which matters once per streamed event. NaN and
+    infinities, which JSON cannot express, become `null`. Raises `ValueError`
+    for values that are not JSON-serialisable.
+    """
+    return to_json(data, inf_nan_mode="null")
+
+
 def encode_json(data: Any) -> str:
-    """Compact JSON as a browser's `JSON.parse` reads it (no NaN, no spaces)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """`encode_json_bytes` as text."""
+    return encode_json_bytes(data).decode("utf-8")
 
 
 def encode_event(event_type: str, data: Any, *, event_id: str | int | None = None) -> bytes:
     """One SSE frame: `event:`, optional `id:`, one `data:` line of compact JSON.
 
     Raises `ValueError` when the event type or id contains a line break, and
-    when `data` is not JSON-serialisable (NaN included).
+    when `data` is not JSON-serialisable.
     """
     if not event_type:
         raise ValueError("SSE event type must not be empty")
     _check_field("event type", event_type)
-    parts = [f"event: {event_type}\n"]
-    if event_id is not None:
-        text_id = str(event_id)
-        _check_field("id", text_id)
-        parts.append(f"id: {text_id}\n")
     try:
-        payload = encode_json(data)
-    except (TypeError, ValueError) as exc:
+        payload = encode_json_bytes(data)
+    except ValueError as exc:
         raise ValueError(f"SSE data for {event_type!r} is not JSON-serialisable: {exc}") from exc
-    parts.append(f"data: {payload}\n\n")
-    return "".join(parts).encode("utf-8")
+    if event_id is None:
+        return b"event: %s\ndata: %s\n\n" % (event_type.encode(), payload)
+    text_id = str(event_id)
+    if not isinstance(event_id, int):  # an int's text cannot hold a line break
+        _check_field("id", text_id)
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (event_type.encode(), text_id.encode(), payload)
 
 
 def encode_comment(text: str = "keepalive") -> bytes:

@@ -48,11 +48,12 @@ def test_id_with_line_break_is_refused() -> None:
         encode_event("x", {}, event_id="1\ndata: evil")
 
 
-def test_non_json_data_is_refused() -> None:
-    with pytest.raises(ValueError):
-        encode_event("x", {"v": float("nan")})
+def test_non_json_data_is_refused_and_nan_becomes_null() -> None:
     with pytest.raises(ValueError):
         encode_event("x", {"v": object()})
+    (line,) = [x for x in _lines(encode_event("x", {"v": float("nan"), "w": float("inf")}))
+               if x.startswith("data: ")]
+    assert json.loads(line[len("data: "):]) == {"v": None, "w": None}
 
 
 def test_headers_disable_caching_and_proxy_buffering() -> None:
