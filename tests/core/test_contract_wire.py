@@ -421,6 +421,31 @@ def test_fresh_execute_body_and_headers(client: Noukai, fake: FakeNoukai) -> Non
     }
 
 
+def test_async_client_sends_the_same_requests(fake: FakeNoukai) -> None:
+    """The async twin: same fresh body, headers, job submit and unversioned poll."""
+    import asyncio
+
+    session_id = str(uuid.uuid4())
+
+    async def run() -> None:
+        async with AsyncNoukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
+            flow = client.flow("acme/app/hello")
+            await flow.execute("hi", version="draft")
+            job = await flow.execute_async("hi", version=2)
+            await job.poll()
+
+    asyncio.run(run())
+    execute, submit, poll = fake.requests
+    assert (execute.path, submit.path, poll.path) == (
+        f"{FLOW}/v0/execute", f"{FLOW}/v2/jobs", f"{FLOW}/jobs/{EXEC_ID}")
+    check_headers(execute, session_id)
+    check_headers(submit, session_id)
+    check_headers(poll, None)
+    expected = {"message": "hi", "parameters": {}, "iterationsUsed": 0,
+                "accumulatedOutputs": {}, "trace": False}
+    assert execute.json == expected and submit.json == expected
+
+
 def test_execute_options_are_camel_case(client: Noukai, fake: FakeNoukai) -> None:
     overrides = {"step-1": {"model": "anthropic/claude-haiku-4-5", "temperature": 0.5}}
     attachment = {"url": "https://example.test/a.png", "mime_type": "image/png"}
@@ -625,18 +650,20 @@ def test_trace_routes(client: Noukai, fake: FakeNoukai) -> None:
     """§10: unversioned paths, `attempt`/`loop_index` query, Accept json on the stream."""
     run = client.flow("hello").run(EXEC_ID)
     run.trace()
+    run.step_trace("a")
     run.step_trace("a", attempt="all")
     run.step_trace("a", attempt=2, loop_index=1)
     events = list(run.live_trace())
     assert events[-1].type == "flow_completed"
     base = f"{FLOW}/runs/{EXEC_ID}"
     paths = [r.path for r in fake.requests]
-    assert paths[:3] == [
+    assert paths[:4] == [
         f"{base}/trace",
+        f"{base}/steps/a/trace",  # absent `attempt` means latest (§10.2)
         f"{base}/steps/a/trace?attempt=all",
         f"{base}/steps/a/trace?attempt=2&loop_index=1",
     ]
-    assert paths[3] == f"{base}/trace/stream"
+    assert paths[4] == f"{base}/trace/stream"
     for request in fake.requests:
         check_headers(request)
 

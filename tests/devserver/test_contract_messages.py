@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from test_contract_sse_parser import check_error, execute_body, flow_path, open_client
-from test_contract_tools import SHAPES, TOOLS, _locations, check_paused, resume_body
+from test_contract_tools import SHAPES, TOOLS, check_paused, resume_body, tool_locations
 
 from noukai_devserver.pytest_plugin import DevServer
 
@@ -39,7 +39,7 @@ def test_messages_mode_uses_only_the_last_user_turn(client: httpx.Client) -> Non
                            json=execute_body(None, messages=conversation, tools=TOOLS))
     paused = response.json()
     check_paused(paused)
-    assert _locations(paused["toolCalls"]) == ["Oslo"]
+    assert tool_locations(paused["toolCalls"]) == ["Oslo"]
     done = client.post(flow_path("agent-tools", "execute"),
                        json=resume_body(paused, SHAPES["snake-role-content"])).json()
     assert done["status"] == "completed" and isinstance(done["result"]["message"], str)
@@ -110,7 +110,7 @@ def test_snake_case_tool_turns_are_accepted(client: httpx.Client) -> None:
                         json=execute_body(None, messages=history, tools=TOOLS))
     assert again.status_code == 200, again.text
     check_paused(again.json())
-    assert _locations(again.json()["toolCalls"]) == ["Oslo"]
+    assert tool_locations(again.json()["toolCalls"]) == ["Oslo"]
 
 
 def test_tools_on_step_for_a_flow_without_tools_is_a_json_error(client: httpx.Client) -> None:

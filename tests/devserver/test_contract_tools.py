@@ -52,7 +52,7 @@ def client(noukai_devserver: DevServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def _locations(calls: list[dict[str, Any]]) -> list[str]:
+def tool_locations(calls: list[dict[str, Any]]) -> list[str]:
     return [json.loads(c["function"]["arguments"]).get("location") for c in calls]
 
 
@@ -102,7 +102,7 @@ def test_execute_pauses_then_resumes_with_each_result_shape(client: httpx.Client
                                                             shape: str) -> None:
     paused = _pause(client, "What is the weather in Tokyo?")
     assert paused["pausedAtStep"] == "weather" and paused["iterationsUsed"] == 1
-    assert _locations(paused["toolCalls"]) == ["Tokyo"]
+    assert tool_locations(paused["toolCalls"]) == ["Tokyo"]
     assert all(m.get("role") != "system" for m in paused["toolCallMessages"])
     response = client.post(flow_path("tools-enabled", "execute"),
                            json=resume_body(paused, SHAPES[shape]))
@@ -130,7 +130,7 @@ def test_several_places_are_requested_one_per_round(client: httpx.Client) -> Non
     assert second["executionId"] == first["executionId"]
     assert second["iterationsUsed"] == first["iterationsUsed"] + 1
     assert len(second["toolCallMessages"]) > len(first["toolCallMessages"])
-    assert _locations(first["toolCalls"]) + _locations(second["toolCalls"]) == \
+    assert tool_locations(first["toolCalls"]) + tool_locations(second["toolCalls"]) == \
         ["Paris", "Tokyo"]
     ids = [c["id"] for c in first["toolCalls"] + second["toolCalls"]]
     assert len(set(ids)) == len(ids)
@@ -304,7 +304,7 @@ def test_tool_block_after_another_block(late_tools: DevServer) -> None:
         assert paused["stepId"] == "weather" and paused["stepIndex"] == 1
         assert paused["accumulatedOutputs"] == {"prep": reply.events[
             reply.types.index("step_completed")]["output"]}
-        assert _locations(paused["toolCalls"]) == ["Oslo"]
+        assert tool_locations(paused["toolCalls"]) == ["Oslo"]
         results = [SHAPES["snake-output-no-role"](call["id"]) for call in paused["toolCalls"]]
         resume = step_body(None, step_index=1, execution_id=paused["executionId"],
                            outputs=paused["accumulatedOutputs"], tools=TOOLS,
@@ -317,4 +317,4 @@ def test_tool_block_after_another_block(late_tools: DevServer) -> None:
     body = executed.json()
     check_paused(body)
     assert body["pausedAtStep"] == "weather" and list(body["accumulatedOutputs"]) == ["prep"]
-    assert _locations(body["toolCalls"]) == ["Oslo"]
+    assert tool_locations(body["toolCalls"]) == ["Oslo"]
