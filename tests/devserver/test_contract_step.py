@@ -337,6 +337,11 @@ def test_trace_stream_tails_a_step_run_waiting_between_blocks(
         while b"event: step_completed" not in head or not head.endswith(b"\n\n"):
             head += next(chunks)
         replayed = [f.data for f in parse_stream(head) if f.data is not None]
+        # Idle between /step calls: heartbeat comments keep the tail alive.
+        while not parse_stream(head)[-1].comments:
+            head += next(chunks)
+            while not head.endswith(b"\n\n"):
+                head += next(chunks)
         assert replayed[0]["eventType"] == "run_started"
         assert "step_paused" not in [e["eventType"] for e in replayed]
         outputs = {"draft": first.events[-2]["output"]}
@@ -351,3 +356,19 @@ def test_trace_stream_tails_a_step_run_waiting_between_blocks(
     assert [e["stepId"] for e in tail if e["eventType"] == "step_completed"] == \
         ["draft", "summarise"]
     assert tail[-1]["result"] == second.events[-1]["result"]
+
+
+def test_input_overrides_reach_the_named_block(client: httpx.Client) -> None:
+    """§5.1 [inferred semantics]: a stepId key is merged into that block's input;
+    any other key into the input of the block about to run."""
+    def outputs(overrides: dict[str, Any]) -> dict[str, str]:
+        reply = _step(client, "two-step", step_body("hi", run_remaining=True,
+                                                    inputOverrides=overrides))
+        return {e["stepId"]: str(e["output"]) for e in reply.events
+                if e["eventType"] == "step_completed"}
+    plain = outputs({})
+    assert "ZZ-OVERRIDE" not in str(plain)
+    targeted = outputs({"summarise": {"draft": {"response": "ZZ-OVERRIDE"}}})
+    assert "ZZ-OVERRIDE" not in targeted["draft"] and "ZZ-OVERRIDE" in targeted["summarise"]
+    current = outputs({"message": "ZZ-OVERRIDE"})
+    assert "ZZ-OVERRIDE" in current["draft"]

@@ -322,3 +322,17 @@ def test_session_steps_replay_exactly_the_live_run(noukai_devserver: DevServer, 
     for step in [execution, *execution["steps"]]:
         _check_time(step.get("startedAt"))
         _check_time(step.get("completedAt"))
+
+
+def test_loop_attempts_order_and_job_run_summary(client: httpx.Client) -> None:
+    """§10.1: StepAttempts ordered by attempt then loopIndex; a job's run summary."""
+    done = client.post(flow_path("loop-list", "execute"),
+                       json=execute_body(parameters={"items": ["x", "y", "z"]})).json()
+    every = client.get(flow_path("loop-list", f"runs/{done['executionId']}/steps/describe/trace"),
+                       params={"attempt": "all"}).json()
+    keys = [(a["attempt"], a["loopIndex"]) for a in every["attempts"]]
+    assert keys == [(1, 0), (1, 1), (1, 2)]
+    job = client.post(flow_path("hello-world", "jobs"), json=execute_body("j")).json()
+    summary = client.get(flow_path("hello-world", f"runs/{job['executionId']}")).json()
+    assert summary["id"] == job["executionId"] and summary["status"] in RUN_STATUSES
+    assert summary.get("triggerType") == "job"
