@@ -70,6 +70,7 @@ class ServerState:
     idempotency: Idempotency = field(init=False)
     streams: set[asyncio.Queue[Any]] = field(default_factory=set)
     shutting_down: bool = False
+    shutdown_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.broker = Broker()
@@ -95,6 +96,7 @@ class ServerState:
         if self.shutting_down:
             return
         self.shutting_down = True
+        self.shutdown_event.set()
         for queue in list(self.streams):
             queue.put_nowait(SHUTDOWN)
         self.broker.close_all()

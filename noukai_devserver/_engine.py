@@ -46,7 +46,7 @@ class Engine:
                     "parameters": run.inputs.get("parameters") or {}})
         overrides = run.inputs.get("inputOverrides") or {}
         ctx.update({k: v for k, v in overrides.items() if not isinstance(v, dict)})
-        if extra:
+        if isinstance(extra, dict):
             ctx.update(extra)
         return ctx
 

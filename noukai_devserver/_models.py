@@ -108,12 +108,15 @@ def _answered(conversation: list[dict[str, Any]]) -> tuple[dict[str, str], int]:
         calls = turn.get("toolCalls") or []
         if turn.get("role") == "assistant" and calls:
             rounds += 1
-            for call in calls:
+            for call in calls if isinstance(calls, list) else []:
+                if not isinstance(call, dict):
+                    continue
                 try:
                     args = json.loads(call["function"]["arguments"])
                 except (KeyError, TypeError, ValueError):
                     args = {}
-                place_of[str(call.get("id"))] = str(args.get("location", ""))
+                location = args.get("location", "") if isinstance(args, dict) else ""
+                place_of[str(call.get("id"))] = str(location)
         elif turn.get("role") == "tool":
             call_id = str(turn.get("toolCallId"))
             if call_id in place_of:

@@ -165,6 +165,8 @@ def normalise_turns(turns: list[Any], field_name: str, *,
         norm: dict[str, Any] = {"role": role, "content": content}
         calls = turn.get("toolCalls", turn.get("tool_calls"))
         if role == "assistant" and calls:
+            if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+                raise validation_error(f"{field_name}[{i}].toolCalls", "must be a list of objects")
             norm["toolCalls"] = calls
         if role == "tool":
             norm["toolCallId"] = None if call_id is None else str(call_id)

@@ -6,8 +6,10 @@ version, body, credits, run (§1.6). Version routing is by path only (§2).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter
@@ -194,10 +196,40 @@ async def _execute(state: ServerState, request: Request, org: str, project: str,
                        req.trace)
         state.driver.start(run)
         resume, start = None, 0
-    last: dict[str, Any] = {}
-    async for event in state.driver.drive(run, start, run_remaining=True, resume=resume):
-        last = event
+    last = await _until_shutdown(state, _last_event(
+        state.driver.drive(run, start, run_remaining=True, resume=resume)))
     return _result_body(run, last), _session_headers(run)
+
+
+async def _last_event(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    async for event in events:
+        last = event
+    return last
+
+
+async def _until_shutdown(state: ServerState,
+                          work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run `work`, but answer 503 (and cancel it) if the server starts shutting down.
+
+    Without this, uvicorn would wait for a slow /execute and then cancel it
+    from outside after its graceful timeout.
+    """
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(state.shutdown_event.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel(msg="the dev server is shutting down")
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise ApiError(503, "SERVER_SHUTTING_DOWN", "the dev server is shutting down")
+    return task.result()
 
 
 @router.post("/step")

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from devserver_helpers import Api, events, parse_sse
+from devserver_helpers import Api, assert_error, events, parse_sse, wait_for
 
 from noukai_devserver.pytest_plugin import DevServer
 
@@ -82,8 +83,19 @@ def test_sigterm_ends_open_streams_with_a_final_frame(
     live = threading.Thread(target=read, args=(
         "live", "GET", f"/seq/local/demo/slow-steps/runs/{job['executionId']}/trace/stream"))
     live.start()
+    execute_sid = str(uuid.uuid4())
+    executed: dict[str, httpx.Response] = {}
+    execute = threading.Thread(target=lambda: executed.setdefault("r", httpx.post(
+        f"{server.base_url}/seq/local/demo/slow-steps/execute", json={"message": "e"},
+        headers={"Authorization": f"Bearer {server.api_key}", "X-Session-Id": execute_sid},
+        timeout=60)))
+    execute.start()
     assert opened["step"].wait(30) and opened["live"].wait(30)
+    wait_for(lambda: api.get(f"/seq/sessions/{execute_sid}").status_code == 200)
     assert server.stop(timeout=30) != -signal.SIGKILL
+    execute.join(30)
+    assert_error(executed["r"], 503, "SERVER_SHUTTING_DOWN")
+    assert "Traceback" not in server.log_text
     step.join(30)
     live.join(30)
     step_frames = events(parse_sse(captured["step"]))
@@ -95,6 +107,8 @@ def test_sigterm_ends_open_streams_with_a_final_frame(
     server.start()
     run_id = step_frames[0]["executionId"]
     assert api.get(f"/seq/local/demo/slow-steps/runs/{run_id}").json()["status"] == "cancelled"
+    session = api.get(f"/seq/sessions/{execute_sid}").json()
+    assert session["executions"][0]["status"] == "cancelled"
     job_status = api.get(api.flow("slow-steps", f"jobs/{job['executionId']}")).json()
     assert job_status["status"] == "failed" and "shut down" in job_status["error"]
     api.close()

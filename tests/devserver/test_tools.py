@@ -203,3 +203,30 @@ def test_messages_mode_errors(api: Api) -> None:
 def test_plain_message_on_a_chat_flow_is_one_turn(api: Api) -> None:
     body = api.execute("agent-tools", {"message": "hi", "messages": []}).json()
     assert body["result"] == {"message": "Echo: hi"}
+
+
+def test_odd_resume_bodies_never_give_a_500(api: Api) -> None:
+    paused = api.execute("tools-enabled", _fresh("Weather in Tokyo?")).json()
+    call_id = paused["toolCalls"][0]["id"]
+    odd_tails: list[list[Any]] = [
+        [{"role": "assistant", "toolCalls": "nope"}],
+        [{"role": "assistant", "toolCalls": [1, 2]}],
+        [{"role": "assistant", "toolCalls": [{"id": call_id, "function": {"arguments": "[]"}}]},
+         {"role": "tool", "toolCallId": call_id, "content": {"nested": [1]}}],
+        [{"role": "tool", "toolCallId": None, "content": None}],
+        [{"toolCallId": call_id}],
+        [{"role": "tool", "toolCallId": call_id, "output": ["a", 1]}],
+        [None], ["text"], [{"role": None}],
+    ]
+    for tail in odd_tails:
+        body = {**_resume(paused, []), "toolCallMessages": paused["toolCallMessages"] + tail}
+        for path in ("execute", "step"):
+            extra = {"stepIndex": 0} if path == "step" else {}
+            response = api.http.post(api.flow("tools-enabled", path), json={**body, **extra})
+            assert response.status_code < 500, (tail, response.text)
+    history = [{"role": "assistant", "content": None,
+                "toolCalls": [{"id": "x", "function": {"arguments": "[1]"}}]},
+               {"role": "tool", "toolCallId": "x", "content": "r"},
+               {"role": "user", "content": "Weather in Oslo?"}]
+    response = api.execute("agent-tools", {"messages": history, "tools": [WEATHER_TOOL]})
+    assert response.status_code == 200
