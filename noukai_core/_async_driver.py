@@ -113,7 +113,8 @@ async def live_trace(
                         yield event
                     if state.finished:
                         return
-            return
+            if not state.resume_after_clean_close():
+                return  # the server ended the stream on purpose
         except APIConnectionError as exc:
             if exc.status_code is not None or not state.may_reconnect():
                 exc.execution_id = exc.execution_id or state.execution_id

@@ -117,7 +117,8 @@ def live_trace(
                     yield from state.feed(chunk)
                     if state.finished:
                         return
-            return  # the server closed the stream: the run is over (or idle)
+            if not state.resume_after_clean_close():
+                return  # the server ended the stream on purpose (run over, or idle)
         except APIConnectionError as exc:
             if exc.status_code is not None or not state.may_reconnect():
                 exc.execution_id = exc.execution_id or state.execution_id

@@ -4,7 +4,11 @@
 reported as `pending`, contract §9.2) and says how long to sleep or that the
 budget is spent. `LiveTraceState` decodes a trace stream across reconnects:
 it remembers the last SSE id for `Last-Event-ID` and the events already
-yielded, so a reconnect never yields an event twice.
+yielded, so a reconnect never yields an event twice. When to reconnect: after
+a dropped connection (up to `MAX_RECONNECTS` in a row without progress), and
+after a clean close that came mid-run right after new events (a server
+restarting gracefully); a clean close with no new event means the server
+ended the stream on purpose (an idle step-through run), so iteration ends.
 """
 
 from __future__ import annotations
@@ -74,10 +78,11 @@ class LiveTraceState:
         self.last_event_id: str | None = None
         self.finished = False
         self._seen_ids: set[str] = set()
-        self._count = 0  # events yielded, for servers that send no ids
+        self._frames = 0  # data frames passed on, for servers that send no ids
         self._skip = 0
         self._decoder = SSEDecoder()
         self.failures = 0
+        self.progressed = False
 
     def spec(self, timeout: float | None) -> RequestSpec:
         headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
@@ -87,7 +92,8 @@ class LiveTraceState:
     def connect(self) -> None:
         """A new connection: fresh decoder; without ids, skip what was yielded."""
         self._decoder = SSEDecoder()
-        self._skip = 0 if self.last_event_id else self._count
+        self._skip = 0 if self.last_event_id else self._frames
+        self.progressed = False
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -102,16 +108,22 @@ class LiveTraceState:
             elif self._skip > 0:
                 self._skip -= 1
                 continue
+            self._frames += 1
+            self.progressed = True
+            self.failures = 0
             event = parse_stream_event(frame)
             if event is None:
                 continue
-            self._count += 1
-            self.failures = 0
             if isinstance(event, FlowCompleted):
                 self.finished = True
             events.append(event)
         return events
 
     def may_reconnect(self) -> bool:
+        """After a dropped connection: try again unless the run ended or we keep failing."""
         self.failures += 1
         return not self.finished and self.failures <= self.MAX_RECONNECTS
+
+    def resume_after_clean_close(self) -> bool:
+        """After a clean end of stream: reconnect only if it came mid-run, after progress."""
+        return not self.finished and self.progressed and self.may_reconnect()
