@@ -232,3 +232,46 @@ def test_running_out_of_credits_is_a_typed_error(
                 codes.append(reply.events[-1]["error"]["code"])
     server.stop()
     assert codes and set(codes) <= {"INSUFFICIENT_CREDITS", "CREDITS_EXHAUSTED"}, codes
+
+
+def test_ts_style_first_step_with_explicit_nulls(client: httpx.Client) -> None:
+    """§1.4: every null field of a TS first /step call acts as absent."""
+    body = {"executionId": None, "stepIndex": 0, "message": "hi", "accumulatedOutputs": None,
+            "parameters": None, "attachments": None, "tools": None, "toolChoice": None,
+            "toolCallMessages": None, "blockOverrides": None, "inputOverrides": None,
+            "runRemaining": None, "iterationsUsed": None, "trace": None}
+    reply = read_stream(client, "POST", flow_path("two-step", "step"), body)
+    assert reply.response.status_code == 200, reply.raw
+    assert reply.types[0] == "run_started" and reply.types[-1] == "step_paused"
+
+
+@pytest.mark.parametrize("route,body", [
+    ("execute", {"message": "hi", "parameters": [1]}),
+    ("execute", {"message": 5}),
+    ("execute", [1, 2]),
+    ("step", {"stepIndex": "1", "message": "hi"}),
+    ("jobs", {"message": "hi", "trace": "yes"}),
+])
+def test_wrongly_typed_fields_are_4xx_json_errors(client: httpx.Client, route: str,
+                                                  body: object) -> None:
+    """§13 VALIDATION_ERROR (any 4xx is accepted by the SDKs): never a 5xx or a stream."""
+    response = client.post(flow_path("hello-world", route), json=body)
+    assert 400 <= response.status_code < 500, response.text
+    check_error(response, response.status_code)
+
+
+def test_any_string_session_id_is_accepted_but_not_fetchable(client: httpx.Client) -> None:
+    """§1.2: a user-supplied X-Session-Id may be any string; §11.2: fetches need a UUID."""
+    response = client.post(flow_path("hello-world", "execute"), json=execute_body("hi"),
+                           headers={"X-Session-Id": "my own session #1"})
+    assert response.status_code == 200, response.text
+    check_error(client.get("/seq/sessions/my-own-session-1"), 400, "INVALID_SESSION_ID")
+
+
+def test_line_breaks_and_non_ascii_survive_the_framing(client: httpx.Client) -> None:
+    """§6.1: CR/LF inside values never break LF-only one-line frames; UTF-8 round trip."""
+    message = "a\r\nb\n\nc \u2028 \u00e9 \U0001f327"
+    reply = read_stream(client, "POST", flow_path("hello-world", "step"),
+                        step_body(message, run_remaining=True))
+    assert reply.types[-1] == "flow_completed"
+    assert message in reply.events[-1]["result"]["response"]
