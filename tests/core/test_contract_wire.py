@@ -581,6 +581,38 @@ def test_step_cursor_counts_step_completed_frames(fake: FakeNoukai) -> None:
         assert "toolCallMessages" not in body and "pausedAtStep" not in body
 
 
+def test_step_cursor_repeats_overrides_but_not_first_call_inputs(fake: FakeNoukai) -> None:
+    """§5.1: attachments and parameters on the first call only; inputOverrides,
+    blockOverrides, trace and runRemaining on every call."""
+    attachment = {"url": "https://example.test/a.png", "mime_type": "image/png"}
+    with Noukai(KEY, base_url=fake.base_url, org="acme", project="app") as client:
+        list(client.flow("hello").steps("hi", attachments=[attachment], trace=True,
+                                        parameters={"p": 1}, input_overrides={"b": {"x": 1}}))
+    first, *rest = _step_bodies(fake)
+    assert first["attachments"] == [attachment] and first["parameters"] == {"p": 1}
+    assert len(rest) == 2
+    for body in [first, *rest]:
+        assert body["inputOverrides"] == {"b": {"x": 1}} and body["trace"] is True
+    for body in rest:
+        assert "attachments" not in body and body["parameters"] == {}
+
+
+def test_manual_resume_of_a_stream_tool_pause(fake: FakeNoukai) -> None:
+    """§8.2 via `ToolCallsRequired.resume`: the resume /step keeps X-Session-Id."""
+    session_id = str(uuid.uuid4())
+    seen: list[str] = []
+    with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
+        for event in client.flow("acme/app/hello").events("Weather in Tokyo?", tools=TOOLS):
+            seen.append(event.type)
+            if event.type == "tool_calls_required":
+                event.resume(tool_results=_results([CALL]))
+    assert seen[-1] == "flow_completed" and "tool_calls_required" in seen
+    bodies = _step_bodies(fake, session_id)
+    assert [b["stepIndex"] for b in bodies] == [0, 1, 1, 2]
+    assert bodies[2]["toolCallMessages"][:2] == PAUSED_MESSAGES
+    assert bodies[2]["iterationsUsed"] == 1 and "message" not in bodies[2]
+
+
 def test_run_remaining_is_one_request(client: Noukai, fake: FakeNoukai) -> None:
     events = list(client.flow("hello").events("hi", run_remaining=True))
     assert [e.type for e in events][-1] == "flow_completed"
@@ -630,7 +662,8 @@ def test_async_steps_send_the_same_cursor(fake: FakeNoukai) -> None:
 def test_job_submit_and_poll(fake: FakeNoukai) -> None:
     session_id = str(uuid.uuid4())
     with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
-        job = client.flow("acme/app/hello").execute_async("long", trace=True, version=5)
+        job = client.flow("acme/app/hello").execute_async(
+            "long", trace=True, version=5, block_overrides={"a": {"t": 2}})
         assert job.wait(timeout=10, poll_interval=0.05).status == "completed"
     submit, poll = fake.requests[0], fake.requests[-1]
     assert submit.path == f"{FLOW}/v5/jobs" and poll.path == f"{FLOW}/jobs/{EXEC_ID}"
@@ -640,6 +673,7 @@ def test_job_submit_and_poll(fake: FakeNoukai) -> None:
     assert body == {
         "message": "long",
         "parameters": {},
+        "blockOverrides": {"a": {"t": 2}},
         "iterationsUsed": 0,
         "accumulatedOutputs": {},
         "trace": True,
