@@ -213,7 +213,9 @@ def completed_step(event: StreamEvent, *, has_tool_handler: bool) -> StepComplet
         raise FlowExecutionError(
             event.message, code=event.code or "STEP_FAILED", execution_id=event.execution_id
         )
-    if isinstance(event, ToolCallsRequired) and not has_tool_handler and event._resumer is None:
+    if isinstance(event, ToolCallsRequired) and not has_tool_handler:
+        # `steps()` never shows this event, so nobody could resume it: ending
+        # quietly here would hand back a silently shorter list of steps.
         raise FlowExecutionError(
             "the flow paused for tool calls: pass tool_handler= to steps()",
             code="TOOL_CALLS_REQUIRED",

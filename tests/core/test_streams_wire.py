@@ -234,3 +234,15 @@ async def test_manual_resume_of_a_stream_event(scripted_server: Any, frame: Fram
             if isinstance(event, nk.ToolCallsRequired):
                 event.resume(tool_results=[{"toolCallId": "c1", "output": "ok"}])
     assert types == ["run_started", "tool_calls_required", "step_completed", "flow_completed"]
+
+
+def test_steps_without_a_tool_handler_raise_at_a_tool_pause(
+    scripted_server: Any, frame: Frame
+) -> None:
+    scripted_server.responders = [
+        streaming(frame("run_started", executionId="E") + tool_pause(frame))
+    ]
+    with client(scripted_server) as c, pytest.raises(nk.FlowExecutionError) as info:
+        list(c.flow("o/p/f").steps(message="q", tools=[{"type": "function"}]))
+    assert info.value.code == "TOOL_CALLS_REQUIRED" and info.value.execution_id == "E"
+    assert len(scripted_server.posts()) == 1
