@@ -28,6 +28,7 @@ from noukai_core import (
     HEADER_REPLAY,
     HEADER_RESPONSE_SESSION,
     AsyncNoukai,
+    NoukaiError,
     ReplayError,
     trace_scope,
 )
@@ -35,6 +36,7 @@ from noukai_core.web import (
     InvalidReplayHeader,
     replay_error_response,
     replay_session_id,
+    upstream_error_response,
 )
 from noukai_fastapi._asgi import send_error_response
 from noukai_fastapi._lifespan import client_from_scope
@@ -125,15 +127,29 @@ class _RequestSession:
         self.held: list[Message] = []  # replay mode: start (+ single body) held back
 
     async def run(self) -> None:
-        client: Any = None
-        if self.replay_id is not None:
-            client = self.middleware._replay_client(self.scope)
+        entered = False
         try:
+            client: Any = None
+            if self.replay_id is not None:
+                client = self.middleware._replay_client(self.scope)
             async with trace_scope(client=client, replay_session_id=self.replay_id) as scope:
+                entered = True
                 self.session_id = scope.session_id
                 await self.middleware.app(self.scope, self.receive, self._send)
         except ReplayError as exc:
             await self._replay_failed(exc)
+            return
+        except NoukaiError as exc:
+            if entered:
+                raise  # the app's own error: the app (or the server) answers it
+            # Building the replay client or fetching the session failed (a
+            # missing key, an unreachable server): the app's setup, not the
+            # caller's request, so a generic 502 / 504 with no details.
+            error = upstream_error_response(exc)
+            logger.warning("noukai replay could not start: %s (%s)", error.code,
+                           type(exc).__name__)
+            extra = {HEADER_RESPONSE_SESSION: self.replay_id or ""}
+            await send_error_response(self.send, error, extra)
             return
         for message in self.held:
             await self._forward(message)

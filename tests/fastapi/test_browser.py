@@ -112,3 +112,35 @@ def test_stop_button_and_errors_are_shown(page: Page, example_url: str) -> None:
     page.fill("#message", "x" * 2_001)  # over the example's 2 000-character limit
     page.click("#run")
     expect(page.locator("#error")).to_contain_text("422 MESSAGE_TOO_LONG")
+
+
+def test_js_parser_handles_any_chunking_and_line_ending(page: Page, example_url: str) -> None:
+    page.goto(example_url + "/")
+    results = page.evaluate(
+        """async () => {
+            const { SSEParser } = await import("/noukai/noukai-stream.js");
+            const stream = ": keepalive\\n\\nevent: step_output\\nid: 1\\ndata: {\\"a\\":1}\\n\\n"
+                + "data: line one\\ndata: line two\\n\\n"
+                + "event: flow_completed\\ndata: {\\"result\\":\\"é\\"}\\n\\n";
+            const out = {};
+            for (const [name, eol] of [["lf", "\\n"], ["crlf", "\\r\\n"], ["cr", "\\r"]]) {
+                const text = stream.replaceAll("\\n", eol);
+                const seen = new Set();
+                for (let cut = 0; cut <= text.length; cut++) {
+                    const frames = [];
+                    const parser = new SSEParser((f) => frames.push([f.type, f.data, f.id]));
+                    parser.feed(text.slice(0, cut));
+                    parser.feed(text.slice(cut), true);
+                    seen.add(JSON.stringify(frames));
+                }
+                out[name] = [...seen];
+            }
+            return out;
+        }"""
+    )
+    # `id` is each frame's own id (null when it has none), unlike EventSource's
+    # sticky lastEventId: our server writes ids only on real events
+    expected = ('[["step_output","{\\"a\\":1}","1"],["message","line one\\nline two",null],'
+                '["flow_completed","{\\"result\\":\\"é\\"}",null]]')
+    for eol in ["lf", "crlf", "cr"]:
+        assert results[eol] == [expected], eol

@@ -179,3 +179,26 @@ def test_fastapi_only_names_name_the_extra_without_fastapi() -> None:
                           timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert "noukai[fastapi]" in proc.stdout
+
+
+def test_built_client_is_closed_at_shutdown_a_passed_one_is_not(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    import asyncio
+
+    canned_upstream.reply = canned_upstream.Reply(json=EXECUTE_RESULT)
+    built_app = build_app(canned_upstream)
+    passed = AsyncNoukai(**client_options(canned_upstream))
+    passed_app = FastAPI(lifespan=noukai_lifespan(client=passed))
+    for app in (built_app, passed_app):
+        with serve_app(app) as base:
+            httpx.get(f"{base}/docs")
+    built = built_app.state.noukai
+    assert passed_app.state.noukai is passed
+
+    async def call(client: AsyncNoukai) -> Any:
+        return (await client.flow("hello-world").execute(message="after")).result
+
+    with pytest.raises(Exception, match="closed"):
+        asyncio.run(call(built))
+    assert asyncio.run(call(passed)) == "from upstream"

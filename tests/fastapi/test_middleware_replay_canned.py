@@ -230,3 +230,39 @@ def test_plain_starlette_app(serve_app: Any, canned_upstream: Any) -> None:
     assert response.json() == {"result": {"response": "recorded 0"}}
     assert response.headers["x-noukai-session"] == SESSION_ID
     assert calls_to(canned_upstream, "/execute") == 0
+
+
+@pytest.mark.usefixtures("replay_on")
+def test_no_arguments_builds_a_client_from_the_environment(
+    serve_app: Any, canned_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canned_upstream.reply = canned_upstream.Reply(json=recorded_session(["hello-world"]))
+    monkeypatch.setenv("NOUKAI_API_KEY", "nk_from_env")
+    monkeypatch.setenv("NOUKAI_BASE_URL", canned_upstream.base_url)
+    served = AsyncNoukai(api_key="nk_test_key", base_url=canned_upstream.base_url,
+                         org="acme", project="demo")
+    app = FastAPI()
+    app.add_middleware(NoukaiTraceMiddleware)
+
+    @app.get("/grade")
+    async def grade() -> Any:
+        return (await served.flow("hello-world").execute(message="x")).result
+
+    with serve_app(app) as base:
+        response = httpx.get(f"{base}/grade", headers={"X-Noukai-Replay": SESSION_ID})
+    assert response.json() == {"response": "recorded 0"}
+    fetch = [h for _, path, h, _ in canned_upstream.requests if "/sessions/" in path]
+    assert len(fetch) == 1
+    assert {k.lower(): v for k, v in fetch[0].items()}["authorization"] == "Bearer nk_from_env"
+
+
+@pytest.mark.usefixtures("replay_on")
+def test_unreachable_noukai_during_replay_is_a_generic_502(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    canned_upstream.stop()  # nothing listens on its port any more
+    with serve_app(make_app(canned_upstream)) as base:
+        response = httpx.get(f"{base}/grade", headers={"X-Noukai-Replay": SESSION_ID})
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "UPSTREAM_ERROR"
+    assert b"nk_" not in response.content

@@ -18,7 +18,11 @@
 
 const EVENT_TYPE_SEPARATORS = /\r\n|\r|\n/;
 
-/** Incremental SSE parser (WHATWG rules): feed text, get {type, data, id} frames. */
+/**
+ * Incremental SSE parser (WHATWG line rules: LF, CRLF or CR; comments; multi-line
+ * data): feed text, get {type, data, id} frames. `id` is the frame's own `id:`
+ * field, or null when it has none (not EventSource's sticky lastEventId).
+ */
 export class SSEParser {
   constructor(onFrame) {
     this.onFrame = onFrame;
