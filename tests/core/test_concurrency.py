@@ -121,3 +121,27 @@ def test_the_key_never_shows_in_reprs(scripted_server: Any) -> None:
     things = [client, flow, flow.run("E"), client._transport, client._transport.settings]
     assert all(secret not in repr(thing) and secret not in str(thing) for thing in things)
     client.close()
+
+
+async def test_concurrent_tasks_keep_their_own_scopes(scripted_server: Any) -> None:
+    done = {"status": "completed", "result": 1, "executionId": "E", "flowId": "F", "blockCount": 1}
+    both_arrived = threading.Barrier(2, timeout=5)
+
+    def ok_when_both_arrived(request: Any, conn: Any) -> None:
+        both_arrived.wait()  # the two scopes overlap in time
+        conn.respond(200, done)
+
+    scripted_server.responders = ok_when_both_arrived
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
+
+        async def request_in_own_scope() -> tuple[str, str | None]:
+            async with nk.trace_scope() as scope:
+                result = await c.flow("o/p/f").execute(message="x")
+                return scope.session_id, result.session_id
+
+        pairs = await asyncio.gather(request_in_own_scope(), request_in_own_scope())
+    assert all(scope_id == result_id for scope_id, result_id in pairs)
+    assert pairs[0][0] != pairs[1][0]
+    sent = sorted(r.headers["x-session-id"] for r in scripted_server.requests)
+    assert sent == sorted(scope_id for scope_id, _ in pairs)
+    assert nk.current_session_id() is None
