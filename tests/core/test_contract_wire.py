@@ -93,7 +93,8 @@ def _sse(*payloads: dict[str, Any]) -> bytes:
 
 
 def _event(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"eventType": kind, "executionId": EXEC_ID, **fields}
+    # §1.4: the server MAY add fields freely; every canned reply carries one.
+    return {"eventType": kind, "executionId": EXEC_ID, "serverExtra": {"v": 1}, **fields}
 
 
 def _run_block(index: int) -> list[dict[str, Any]]:
@@ -149,6 +150,8 @@ Answer = tuple[int, str, bytes, dict[str, str]]
 
 
 def _json(status: int, reply: Any, **headers: str) -> Answer:
+    if isinstance(reply, dict) and status < 400:
+        reply = {**reply, "serverExtra": {"v": 1}}
     return status, "application/json", json.dumps(reply).encode(), headers
 
 
@@ -178,6 +181,15 @@ def _variant(request: Recorded, path: str, earlier: int) -> Answer | None:
             frames = [*_run_block(request.json["stepIndex"]),
                       _event("flow_completed", result=_output("b"))]
         return 200, "text/event-stream", b": hi\n\n" + _sse(*frames), {}
+    if "/legacy/" in path and path.endswith("/step"):
+        started = json.dumps(_event("flow_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=1))
+        done, = [e for e in _run_block(0) if e["eventType"] == "step_completed"]
+        multi = "".join(f"data: {line}\n" for line in json.dumps(done, indent=1).split("\n"))
+        end = json.dumps(_event("flow_completed", runId=EXEC_ID, result=_output("a")))
+        body = (f"id: 1\nretry: 1000\ndata:{started}\n\n"  # no event: line, no space
+                f"event: step_completed\n{multi}\n"  # JSON over several data: lines
+                f"event: flow_completed\ndata: {end}\n\n")
+        return 200, "text/event-stream", body.encode(), {}
     if "/noterm/" in path and path.endswith("/step"):
         frames = [_event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=3),
                   *_run_block(0)]
@@ -778,6 +790,14 @@ def test_hosted_style_sparse_frames_do_not_stall_steps(client: Noukai,
     assert [s.step_id for s in steps] == ["a", "b"]
     second = fake.requests[1].json
     assert second["executionId"] == EXEC_ID and second["stepIndex"] == 1
+
+
+def test_tolerated_frame_variants_of_section_6_1(client: Noukai) -> None:
+    """§6.1: `flow_started` alias, type from `eventType` alone, `data:` without a
+    space, `id:`/`retry:` fields and multi-line data are all read."""
+    events = list(client.flow("acme/legacy/hello").events("hi"))
+    assert [e.event_type for e in events] == ["run_started", "step_completed", "flow_completed"]
+    assert events[1].output == _output("a")
 
 
 def test_stream_without_terminal_frame_is_not_reissued(client: Noukai,
