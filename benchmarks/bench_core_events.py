@@ -4,7 +4,10 @@ A canned server (a subprocess) answers `POST .../step` with one pre-rendered
 stream of N frames: `run_started`, N `step_output` frames, `flow_completed`.
 Raw httpx only splits the stream into lines; noukai_core decodes SSE, parses
 JSON and builds a typed event per frame. The printed ratio is noukai_core's
-events per second over raw httpx's, measured in one run.
+events per second over raw httpx's, measured in one run, for two frame sizes:
+small (~350 B, a streamed token chunk), where the fixed per-event cost of a
+typed, validated event dominates, and large (~4 KB, a step's output), where
+moving the bytes does.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import time
 
 import httpx
 
-N = 20_000
 ROUNDS = 3
+SIZES = {
+    "small": (20_000, "A step's partial output, of the size a streamed model chunk has. " * 4),
+    "large": (4_000, "A step's full output, as a block of text. " * 95),
+}
 
 
 def _frame(event: str, payload: dict[str, object]) -> bytes:
@@ -26,19 +32,18 @@ def _frame(event: str, payload: dict[str, object]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
 
-def render() -> bytes:
-    text = "A step's partial output, of the size a streamed model chunk has. " * 4
+def render(n: int, text: str) -> bytes:
     parts = [_frame("run_started", {"runId": "e", "stepCount": 1})]
     parts += [
         _frame("step_output", {"stepId": "s", "outputData": {"delta": text, "i": i}})
-        for i in range(N)
+        for i in range(n)
     ]
     parts.append(_frame("flow_completed", {"runId": "e", "result": {"ok": True}}))
     return b"".join(parts)
 
 
-async def _serve() -> None:
-    body = render()
+async def _serve(size: str) -> None:
+    body = render(*SIZES[size])
     head = (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Request-ID: req_b\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
@@ -62,17 +67,17 @@ async def _serve() -> None:
         await server.serve_forever()
 
 
-def _raw(base_url: str) -> float:
+def _raw(base_url: str, n: int) -> float:
     with httpx.Client() as client:
         start = time.perf_counter()
         with client.stream("POST", f"{base_url}/seq/o/p/f/step", json={"stepIndex": 0}) as response:
             events = sum(1 for line in response.iter_lines() if line.startswith("data:"))
         elapsed = time.perf_counter() - start
-    assert events == N + 2
+    assert events == n + 2
     return events / elapsed
 
 
-def _raw_json(base_url: str) -> float:
+def _raw_json(base_url: str, n: int) -> float:
     """Context only: raw lines plus `json.loads` of each payload, the least a typed client does."""
     with httpx.Client() as client:
         start = time.perf_counter()
@@ -83,41 +88,50 @@ def _raw_json(base_url: str) -> float:
                 if line.startswith("data:") and json.loads(line[5:])
             )
         elapsed = time.perf_counter() - start
-    assert events == N + 2
+    assert events == n + 2
     return events / elapsed
 
 
-def _noukai(base_url: str) -> float:
+def _noukai(base_url: str, n: int) -> float:
     from noukai_core import Noukai
 
     with Noukai(api_key="nk_bench", base_url=base_url) as client:
         start = time.perf_counter()
         events = sum(1 for _ in client.flow("o/p/f").events(message="hi"))
         elapsed = time.perf_counter() - start
-    assert events == N + 2
+    assert events == n + 2
     return events / elapsed
 
 
-def main() -> None:
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
+def measure(size: str) -> None:
+    n = SIZES[size][0]
+    server = subprocess.Popen([sys.executable, __file__, "--serve", size], stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None
         base_url = f"http://127.0.0.1:{int(server.stdout.readline())}/api/v1"
-        raw = max(_raw(base_url) for _ in range(ROUNDS))
-        raw_json = max(_raw_json(base_url) for _ in range(ROUNDS))
-        ours = max(_noukai(base_url) for _ in range(ROUNDS))
+        raw = max(_raw(base_url, n) for _ in range(ROUNDS))
+        raw_json = max(_raw_json(base_url, n) for _ in range(ROUNDS))
+        ours = max(_noukai(base_url, n) for _ in range(ROUNDS))
     finally:
         server.terminate()
         server.wait()
-    print(f"raw httpx lines: {raw:9.0f} events/s")
-    print(f"noukai_core:     {ours:9.0f} events/s")
-    print(f"raw lines+json:  {raw_json:9.0f} events/s (context)")
-    print(f"events ratio noukai_core/raw httpx = {ours / raw:.2f} (target >= 0.8)")
-    print(f"events ratio noukai_core/(raw httpx + json.loads) = {ours / raw_json:.2f} (context)")
+    print(f"[{size} frames] raw httpx lines: {raw:9.0f} events/s")
+    print(f"[{size} frames] noukai_core:     {ours:9.0f} events/s")
+    print(f"[{size} frames] raw lines+json:  {raw_json:9.0f} events/s (context)")
+    print(f"[{size} frames] events ratio noukai_core/raw httpx = {ours / raw:.2f} (target >= 0.8)")
+    print(
+        f"[{size} frames] events ratio noukai_core/(raw httpx + json.loads) = "
+        f"{ours / raw_json:.2f} (context)"
+    )
+
+
+def main() -> None:
+    for size in SIZES:
+        measure(size)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--serve"]:
-        asyncio.run(_serve())
+    if sys.argv[1:2] == ["--serve"]:
+        asyncio.run(_serve(sys.argv[2]))
     else:
         main()
