@@ -23,13 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from . import _store as db
-from ._auth import FlowResolver, RateLimiter, authenticate
+from ._auth import RateLimiter, authenticate
 from ._blocks import EngineOptions
 from ._driver import Driver
 from ._engine import Engine
 from ._errors import ApiError
 from ._idempotency import Idempotency
 from ._jobs import JobQueue
+from ._resolver import FlowResolver
 from ._runs import Balances, Broker, Runs, utc_now
 from ._workspace import Workspace
 

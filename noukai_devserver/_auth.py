@@ -1,7 +1,7 @@
-"""Authentication, per-key rate limits, and flow resolution with version routing.
+"""Authentication, per-key rate limits, org/project visibility, version segments.
 
 Order (contract §1.6): authenticate -> rate limit -> org/project visibility
-(404 `FLOW_NOT_FOUND`, so existence does not leak) -> flow + version.
+(404 `FLOW_NOT_FOUND`, so existence does not leak) -> flow + version (`_resolver`).
 Keys are never logged or echoed; a principal carries only the org and a short
 fingerprint of its key.
 """
@@ -16,9 +16,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from . import _store as db
 from ._errors import ApiError, unauthenticated
-from ._flows import Flow, parse_flow
 from ._workspace import Workspace
 
 _VERSION = re.compile(r"^v(\d{1,9})$")
@@ -85,32 +83,3 @@ def parse_version(segment: str | None) -> int | None:
     if not match:
         raise ApiError(404, "NOT_FOUND", f"no route for version segment {segment!r}")
     return int(match.group(1))
-
-
-class FlowResolver:
-    """Draft = the workspace file; published versions live in the database."""
-
-    def __init__(self, workspace: Workspace, store: db.Store) -> None:
-        self.workspace = workspace
-        self.store = store
-        self._cache: dict[tuple[str, str, str, int], Flow] = {}
-
-    async def resolve(self, org: str, project: str, slug: str,
-                      version: int | None) -> tuple[Flow, int]:
-        draft = self.workspace.flow(org, project, slug)
-        if version == 0:
-            if draft is None:
-                raise ApiError(404, "FLOW_NOT_FOUND", f"no draft of flow {slug!r}")
-            return draft, 0
-        found = await self.store.call(db.latest_version, org, project, slug, version)
-        if found is None:
-            if draft is None:
-                raise ApiError(404, "FLOW_NOT_FOUND", f"no flow {slug!r} in {org}/{project}")
-            if version is None:
-                return draft, 0
-            raise ApiError(404, "VERSION_NOT_FOUND", f"flow {slug!r} has no version {version}")
-        number, raw = found
-        key = (org, project, slug, number)
-        if key not in self._cache:
-            self._cache[key] = parse_flow(raw, slug, f"(published version {number})")
-        return self._cache[key], number

@@ -70,7 +70,8 @@ class Workspace:
         return flow.capture or o.projects[project].capture or o.capture or "full"
 
 
-def _load_yaml(path: Path) -> Any:
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file; errors name the file and the line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -119,7 +120,7 @@ def _load_flows(root: Path, org: str, project: str) -> dict[str, Flow]:
         slug = path.stem
         if not _SLUG_RE.match(slug):
             raise WorkspaceError(str(path), "(file name)", "slug must match [A-Za-z0-9._-]+")
-        flows[slug] = parse_flow(_load_yaml(path), slug, str(path))
+        flows[slug] = parse_flow(load_yaml(path), slug, str(path))
     return flows
 
 
@@ -129,7 +130,7 @@ def load_workspace(root: Path) -> Workspace:
     src = str(config_path)
     if not config_path.is_file():
         raise WorkspaceError(src, "(file)", "missing: a workspace needs noukai.yaml")
-    raw = _load_yaml(config_path)
+    raw = load_yaml(config_path)
     if not isinstance(raw, dict):
         raise WorkspaceError(src, "(top level)", "must be a mapping")
     orgs_raw = raw.get("orgs")

@@ -69,14 +69,52 @@ def check_step_trace(step: dict[str, Any]) -> None:
         check_tokens(step["tokens"])
     if step.get("costUsd") is not None:
         check_decimal(step["costUsd"])
+    assert step.get("modelUsed") is None or isinstance(step["modelUsed"], str)
+    assert isinstance(step.get("truncated", False), bool)
     _check_time(step.get("startedAt"))
     _check_time(step.get("completedAt"))
+
+
+def check_run_summary(run: dict[str, Any]) -> None:
+    """§10.1 RunSummary: required id/flowId/status; typed optional fields."""
+    assert isinstance(run["id"], str) and isinstance(run["flowId"], str)
+    assert run["status"] in RUN_STATUSES, run
+    assert run.get("triggerType") in (None, "execute", "step", "job", "ad_hoc"), run
+    for key in ("durationMs", "stepCount"):
+        assert run.get(key) is None or is_int(run[key]), (key, run)
+    _check_time(run.get("startedAt"))
+    _check_time(run.get("completedAt"))
+
+
+def check_session_execution(execution: dict[str, Any]) -> None:
+    """§11.2 SessionExecution / SessionStep field types (models the SDK validates)."""
+    assert isinstance(execution["executionId"], str)
+    assert execution["status"] in RUN_STATUSES, execution
+    assert isinstance(execution["snapshotsAvailable"], bool)
+    assert execution.get("triggerType") in (None, "execute", "step", "job")
+    assert execution.get("traceCaptureMode") in (None, "full", "redacted", "metadata_only",
+                                                 "off")
+    assert execution.get("slug") is None or "/" not in execution["slug"]
+    _check_time(execution.get("startedAt"))
+    _check_time(execution.get("completedAt"))
+    for step in execution.get("steps", []):
+        assert isinstance(step["stepId"], str)
+        assert is_int(step.get("attempt", 1)) and step.get("attempt", 1) >= 1
+        assert step.get("loopIndex") is None or is_int(step["loopIndex"])
+        assert step.get("status", "completed") in STEP_STATUSES
+        assert step.get("durationMs") is None or is_int(step["durationMs"])
+        for key in ("inputSnapshot", "errorSnapshot"):
+            assert step.get(key) is None or isinstance(step[key], dict), (key, step)
+        assert isinstance(step.get("truncated", False), bool)
+        _check_time(step.get("startedAt"))
+        _check_time(step.get("completedAt"))
 
 
 def _trace(client: httpx.Client, slug: str, execution_id: str) -> dict[str, Any]:
     response = client.get(flow_path(slug, f"runs/{execution_id}/trace"))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
+    check_run_summary(body["flowRun"])
     for step in body["steps"]:
         check_step_trace(step)
     return body
@@ -161,6 +199,8 @@ def _session(client: httpx.Client, session_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     assert body["sessionId"] == session_id
+    for execution in body["executions"]:
+        check_session_execution(execution)
     return body
 
 
@@ -202,6 +242,8 @@ def test_session_collects_execute_step_and_job_runs(noukai_devserver: DevServer)
                                                       job["executionId"]]
     assert [e["triggerType"] for e in executions] == ["execute", "step", "job"]
     assert [e["slug"] for e in executions] == ["two-step", "two-step", "hello-world"]
+    job_result = c.get(flow_path("hello-world", f"jobs/{job['executionId']}")).json()["result"]
+    assert executions[2]["steps"][-1]["outputSnapshot"] == job_result
     assert all(e["status"] == "completed" for e in executions)
     _check_session_steps(executions[1], [draft, second.events[-2]["output"]])
     assert len(executions[1]["steps"]) == 2
@@ -336,3 +378,35 @@ def test_loop_attempts_order_and_job_run_summary(client: httpx.Client) -> None:
     summary = client.get(flow_path("hello-world", f"runs/{job['executionId']}")).json()
     assert summary["id"] == job["executionId"] and summary["status"] in RUN_STATUSES
     assert summary.get("triggerType") == "job"
+
+
+def test_a_run_paused_for_tools_in_traces_and_sessions(noukai_devserver: DevServer) -> None:
+    """A never-resumed tool pause still reads as valid models everywhere (§10.1, §11.2)."""
+    session_id = str(uuid.uuid4())
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
+        paused = c.post(flow_path("tools-enabled", "execute"),
+                        json=execute_body("Weather in Tokyo?", tools=tools)).json()
+        assert paused["status"] == "tool_calls_required"
+        trace = _trace(c, "tools-enabled", paused["executionId"])
+        [execution] = _session(c, session_id)["executions"]
+        summary = c.get(flow_path("tools-enabled", f"runs/{paused['executionId']}"))
+    assert trace["flowRun"]["status"] not in ("completed", "failed")
+    assert execution["status"] not in ("completed", "failed")
+    check_run_summary(summary.json())
+
+
+def test_live_trace_of_an_abandoned_step_run_closes_after_the_idle_limit(
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    """§10.3: an idle step run is tailed with heartbeats, then closed with a final
+    comment once the (configured) idle limit passes with no new event."""
+    server = noukai_devserver_factory(live_idle_timeout=0.5)
+    with open_client(server.base_url, server.api_key) as c:
+        first = read_stream(c, "POST", flow_path("two-step", "step"), step_body("idle"))
+        execution_id = first.events[0]["executionId"]
+        reply = read_stream(c, "GET", flow_path("two-step", f"runs/{execution_id}/trace/stream"))
+    server.stop()
+    assert reply.response.status_code == 200
+    assert reply.types[0] == "run_started" and "flow_completed" not in reply.types
+    assert "step_paused" not in reply.types
+    assert reply.frames[-1].data is None and reply.frames[-1].comments

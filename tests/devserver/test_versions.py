@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,40 @@ def test_publish_errors(tmp_path: Path) -> None:
                            "local/demo/missing", "--db", str(tmp_path / "x.sqlite3")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "no flow file" in proc.stderr
+
+
+def test_edited_draft_files_reload_and_running_step_runs_keep_their_definition(
+        tmp_path: Path, workspace_dir: Path,
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    workspace = tmp_path / "ws"
+    shutil.copytree(workspace_dir, workspace)
+    folder = workspace / "flows" / "other" / "app"
+    two = "blocks:\n  - {{id: a, type: llm, prompt: '{x} {{{{message}}}}'}}\n" \
+          "  - {{id: b, type: llm, prompt: '{x} {{{{a.response}}}}'}}\n"
+    (folder / "edit.yaml").write_text(two.format(x="old"))
+    server = noukai_devserver_factory(workspace=workspace)
+    api = Api(server, "nk_other_key")
+    first = api.http.post("/seq/other/app/edit/step", json={"message": "m", "stepIndex": 0})
+    run_id = first.text.split('"executionId":"')[1].split('"')[0]
+
+    (folder / "edit.yaml").write_text(two.format(x="new"))
+    os.utime(folder / "edit.yaml", ns=(1, 2_000_000_000_000_000_000))
+    body = api.http.post("/seq/other/app/edit/execute", json={"message": "m"}).json()
+    assert body["result"] == {"response": "Echo: new Echo: new m"}
+    # The step run that began before the edit finishes with its pinned definition.
+    rest = api.http.post("/seq/other/app/edit/step", json={
+        "executionId": run_id, "stepIndex": 1,
+        "accumulatedOutputs": {"a": {"response": "Echo: old m"}}})
+    assert '"result":{"response":"Echo: old Echo: old m"}' in rest.text
+    # A new flow file is picked up; a broken edit is a clear 400, not a crash.
+    (folder / "fresh.yaml").write_text("blocks:\n  - {id: only, type: llm}\n")
+    assert api.http.post("/seq/other/app/fresh/execute",
+                         json={"message": "hi"}).json()["status"] == "completed"
+    (folder / "fresh.yaml").write_text("blocks:\n  - {id: only, type: nonsense}\n")
+    os.utime(folder / "fresh.yaml", ns=(1, 3_000_000_000_000_000_000))
+    broken = api.http.post("/seq/other/app/fresh/execute", json={"message": "hi"})
+    body = assert_error(broken, 400, "INVALID_TREE")
+    assert "fresh.yaml" in body["detail"]["message"]
+    assert "blocks[0].type" in body["detail"]["message"]
+    api.close()
+    server.stop()
