@@ -235,6 +235,8 @@ def test_session_collects_execute_step_and_job_runs(noukai_devserver: DevServer)
                 "status"] not in ("completed", "failed") and time.monotonic() < deadline:
             time.sleep(0.05)
         executions = _session(c, session_id)["executions"]
+        job_result = c.get(flow_path("hello-world", f"jobs/{job['executionId']}")).json()[
+            "result"]
     assert execution["executionId"] == done["executionId"]
     _check_session_steps(execution, [done["result"]])
     assert [s["stepId"] for s in execution["steps"]] == ["draft", "summarise"]
@@ -242,7 +244,6 @@ def test_session_collects_execute_step_and_job_runs(noukai_devserver: DevServer)
                                                       job["executionId"]]
     assert [e["triggerType"] for e in executions] == ["execute", "step", "job"]
     assert [e["slug"] for e in executions] == ["two-step", "two-step", "hello-world"]
-    job_result = c.get(flow_path("hello-world", f"jobs/{job['executionId']}")).json()["result"]
     assert executions[2]["steps"][-1]["outputSnapshot"] == job_result
     assert all(e["status"] == "completed" for e in executions)
     _check_session_steps(executions[1], [draft, second.events[-2]["output"]])
