@@ -84,6 +84,30 @@ def client_from_scope(scope: Scope) -> AsyncNoukai | None:
     return found if isinstance(found, AsyncNoukai) else None
 
 
+class ClientSource:
+    """Where the middleware and the passthrough routes get their client.
+
+    An explicit `client=` first, else the `noukai_lifespan` client of the
+    request's app, else one `AsyncNoukai()` built from the environment on
+    first use (and kept for the life of the process: with no lifespan there
+    is no shutdown hook to close it).
+    """
+
+    def __init__(self, client: AsyncNoukai | None) -> None:
+        self.client = client
+        self._from_env: AsyncNoukai | None = None
+
+    def get(self, scope: Scope) -> AsyncNoukai:
+        if self.client is not None:
+            return self.client
+        found = client_from_scope(scope)
+        if found is not None:
+            return found
+        if self._from_env is None:
+            self._from_env = AsyncNoukai()
+        return self._from_env
+
+
 def noukai_client(connection: HTTPConnection) -> AsyncNoukai:
     """The app's `AsyncNoukai`, from a Starlette `Request` (or websocket).
 

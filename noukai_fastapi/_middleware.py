@@ -39,7 +39,7 @@ from noukai_core.web import (
     upstream_error_response,
 )
 from noukai_fastapi._asgi import send_error_response
-from noukai_fastapi._lifespan import client_from_scope
+from noukai_fastapi._lifespan import ClientSource
 
 logger = logging.getLogger("noukai_fastapi")
 
@@ -77,18 +77,7 @@ class NoukaiTraceMiddleware:
 
     def __init__(self, app: ASGIApp, *, client: AsyncNoukai | None = None) -> None:
         self.app = app
-        self.client = client
-        self._env_client: AsyncNoukai | None = None
-
-    def _replay_client(self, scope: Scope) -> AsyncNoukai:
-        if self.client is not None:
-            return self.client
-        found = client_from_scope(scope)
-        if found is not None:
-            return found
-        if self._env_client is None:
-            self._env_client = AsyncNoukai()
-        return self._env_client
+        self.clients = ClientSource(client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,7 +120,7 @@ class _RequestSession:
         try:
             client: Any = None
             if self.replay_id is not None:
-                client = self.middleware._replay_client(self.scope)
+                client = self.middleware.clients.get(self.scope)
             async with trace_scope(client=client, replay_session_id=self.replay_id) as scope:
                 entered = True
                 self.session_id = scope.session_id

@@ -21,7 +21,6 @@ is fixed per route, never taken from the request.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +37,10 @@ from noukai_core.web import (
     BrowserInputPolicy,
     ErrorResponse,
     EventPolicy,
+    is_json_media_type,
     upstream_error_response,
 )
-from noukai_fastapi._lifespan import client_from_scope
+from noukai_fastapi._lifespan import ClientSource
 from noukai_fastapi._response import DEFAULT_HEARTBEAT_INTERVAL, FlowEventsResponse
 
 Authorize = Callable[[Request], "bool | Awaitable[bool | None] | None"]
@@ -130,24 +130,6 @@ def _client_error(status: int, code: str, message: str) -> Response:
     return error_response(ErrorResponse(status, code, message))
 
 
-class _ClientSource:
-    """Explicit client, else the lifespan's, else one built from the environment once."""
-
-    def __init__(self, client: AsyncNoukai | None) -> None:
-        self.client = client
-        self.from_env: AsyncNoukai | None = None
-
-    def get(self, request: Request) -> AsyncNoukai:
-        if self.client is not None:
-            return self.client
-        found = client_from_scope(request.scope)
-        if found is not None:
-            return found
-        if self.from_env is None:
-            self.from_env = AsyncNoukai()
-        return self.from_env
-
-
 async def _authorize(hook: Authorize | None, request: Request) -> Response | None:
     if hook is None:
         return None
@@ -167,15 +149,8 @@ async def _authorize(hook: Authorize | None, request: Request) -> Response | Non
     return None
 
 
-def _is_json(request: Request) -> bool:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
 def make_endpoint(
-    flow: StreamedFlow, options: PassthroughOptions, clients: _ClientSource
+    flow: StreamedFlow, options: PassthroughOptions, clients: ClientSource
 ) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint function for one flow (POST, and GET when enabled)."""
     inputs = flow.inputs or options.inputs
@@ -187,7 +162,7 @@ def make_endpoint(
                 # EventSource reconnects on its own after a stream ends; a run
                 # is not resumable, and starting a second one would double-charge.
                 return Response(status_code=204)
-        elif not _is_json(request):
+        elif not is_json_media_type(request.headers.get("content-type")):
             return _client_error(415, "UNSUPPORTED_MEDIA_TYPE", "Send a JSON body.")
         denied = await _authorize(options.authorize, request)
         if denied is not None:
@@ -196,11 +171,7 @@ def make_endpoint(
             if request.method == "GET":
                 kwargs = inputs.parse_query(dict(request.query_params))
             else:
-                try:
-                    body = json.loads(await request.body() or b"null")
-                except ValueError:
-                    raise BrowserInputError("INVALID_JSON", "The body is not valid JSON.") from None
-                kwargs = inputs.parse(body)
+                kwargs = inputs.parse_json(await request.body())
         except BrowserInputError as exc:
             return error_response(upstream_error_response(exc))
         kwargs["parameters"] = {**kwargs.get("parameters", {}), **flow.parameters}
@@ -209,7 +180,7 @@ def make_endpoint(
         if flow.tool_handler is not None:
             kwargs["tool_handler"] = flow.tool_handler
         try:
-            target = clients.get(request).flow(flow.slug)
+            target = clients.get(request.scope).flow(flow.slug)
         except Exception as exc:  # a misconfigured client or slug: the app's problem
             return error_response(upstream_error_response(exc))
         return flow_events_response(
@@ -255,7 +226,7 @@ def flow_stream_routes(
         client, authorize, inputs or BrowserInputPolicy(), event_policy or EventPolicy(),
         heartbeat_interval, allow_get,
     )
-    clients = _ClientSource(client)
+    clients = ClientSource(client)
     methods = ["POST", "GET"] if allow_get else ["POST"]
     routes: list[BaseRoute] = [
         Route(f"/flows/{flow.route_name}", make_endpoint(flow, options, clients), methods=methods)

@@ -14,12 +14,12 @@ from fastapi import APIRouter
 
 from noukai_core import AsyncNoukai
 from noukai_core.web import BrowserInputPolicy, EventPolicy
+from noukai_fastapi._lifespan import ClientSource
 from noukai_fastapi._passthrough import (
     SCRIPT_ROUTE,
     Authorize,
     PassthroughOptions,
     StreamedFlow,
-    _ClientSource,
     as_streamed_flows,
     make_endpoint,
     make_script_endpoint,
@@ -94,7 +94,7 @@ def flow_stream_router(
     options = PassthroughOptions(
         client, authorize, inputs, event_policy or EventPolicy(), heartbeat_interval, allow_get
     )
-    clients = _ClientSource(client)
+    clients = ClientSource(client)
     router = APIRouter(prefix=prefix, tags=list(tags))
     methods = ["POST", "GET"] if allow_get else ["POST"]
     for flow in as_streamed_flows(flows):

@@ -5,7 +5,7 @@ and Django integrations only translate their request and response objects:
 
 - `encode_event` / `encode_comment` / `SSE_HEADERS`: how an SSE frame is written;
 - `EventPolicy`: which events and fields a browser may see;
-- `BrowserInputPolicy`: which request fields a browser may set;
+- `BrowserInputPolicy` / `is_json_media_type`: what a browser may send;
 - `replay_session_id`: whether a replay header is honoured, and for which session;
 - `replay_error_response` / `upstream_error_response`: the status and JSON
   body a browser gets for an error;
@@ -14,7 +14,11 @@ and Django integrations only translate their request and response objects:
 Nothing here imports a web framework (checked by a test).
 """
 
-from noukai_core.web._browser_input import BrowserInputError, BrowserInputPolicy
+from noukai_core.web._browser_input import (
+    BrowserInputError,
+    BrowserInputPolicy,
+    is_json_media_type,
+)
 from noukai_core.web._policy import (
     ALL_EVENTS,
     DEFAULT_DROPPED_FIELDS,
@@ -40,6 +44,7 @@ __all__ = [
     "encode_comment",
     "encode_event",
     "encode_json",
+    "is_json_media_type",
     "replay_error_response",
     "replay_session_id",
     "upstream_error_response",

@@ -14,6 +14,7 @@ plain `dict` (JSON body, or query parameters for a GET).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -94,6 +95,14 @@ class BrowserInputPolicy:
             _check_version(kwargs["version"])
         return kwargs
 
+    def parse_json(self, body: bytes) -> dict[str, Any]:
+        """`parse` for a raw request body; malformed JSON is `INVALID_JSON` (422)."""
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            raise BrowserInputError("INVALID_JSON", "The body is not valid JSON.") from None
+        return self.parse(data)
+
     def parse_query(self, query: Mapping[str, str]) -> dict[str, Any]:
         """Keyword arguments from query parameters (GET / `EventSource`).
 
@@ -132,6 +141,18 @@ class BrowserInputPolicy:
                         "PARAMETER_NOT_ALLOWED", f"The parameter {name!r} cannot be set."
                     )
         return dict(parameters)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a `Content-Type` is JSON (`application/json` or `application/*+json`).
+
+    Passthrough endpoints accept nothing else: an HTML form cannot send JSON
+    cross-site without a CORS preflight, so this keeps forged form posts out.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def _check_version(version: object) -> None:

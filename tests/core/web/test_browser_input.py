@@ -1,6 +1,6 @@
 import pytest
 
-from noukai_core.web import BrowserInputError, BrowserInputPolicy
+from noukai_core.web import BrowserInputError, BrowserInputPolicy, is_json_media_type
 
 
 def _code(policy: BrowserInputPolicy, body: object) -> str:
@@ -67,3 +67,23 @@ def test_query_form_treats_other_keys_as_parameters() -> None:
     }
     with pytest.raises(BrowserInputError):
         policy.parse_query({"message": "hi", "version": "3"})
+
+
+def test_raw_json_body() -> None:
+    policy = BrowserInputPolicy()
+    assert policy.parse_json(b'{"message": "hi"}') == {"message": "hi", "parameters": {}}
+    for raw in [b"{", b"", b"null", b"\xff"]:
+        with pytest.raises(BrowserInputError) as info:
+            policy.parse_json(raw)
+        assert info.value.code in ("INVALID_JSON", "INVALID_BODY")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [("application/json", True), ("Application/JSON; charset=utf-8", True),
+     ("application/merge-patch+json", True), ("text/plain", False),
+     ("application/x-www-form-urlencoded", False), ("multipart/form-data; boundary=x", False),
+     (None, False), ("", False)],
+)
+def test_json_media_type(content_type: str | None, expected: bool) -> None:
+    assert is_json_media_type(content_type) is expected

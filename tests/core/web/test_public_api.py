@@ -18,6 +18,7 @@ EXPECTED = [
     "encode_comment",
     "encode_event",
     "encode_json",
+    "is_json_media_type",
     "replay_error_response",
     "replay_session_id",
     "upstream_error_response",
