@@ -35,6 +35,9 @@ from noukai_core._protocol._responses import parse_stream_event
 from noukai_core._protocol._sse import SSEDecoder
 
 
+_IN_STEP = (StepStarted, StepInput, StepOutput)
+
+
 class Signal(enum.Enum):
     CONTINUE = "continue"  # keep reading this stream
     NEXT_CALL = "next_call"  # step_paused: close, call /step again
@@ -92,7 +95,7 @@ class StepCursor:
             self.execution_id = event.execution_id or (
                 event.run_id if isinstance(event, RunStarted) else None
             )
-        if isinstance(event, StepStarted | StepInput | StepOutput):
+        if isinstance(event, _IN_STEP):
             event.step_index = self.completed
         elif isinstance(event, StepCompleted):
             event.step_index = self.completed

@@ -19,11 +19,12 @@ memory stays flat however long the stream. Rules kept:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
+    """One dispatched event. A NamedTuple: built per frame, so construction must be cheap."""
+
     event: str
     data: str
     id: str | None
