@@ -34,7 +34,6 @@ from noukai_core._protocol._requests import RunOptions, normalize_tool_results
 from noukai_core._protocol._responses import parse_stream_event
 from noukai_core._protocol._sse import SSEDecoder
 
-
 _IN_STEP = (StepStarted, StepInput, StepOutput)
 
 
