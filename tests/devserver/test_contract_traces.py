@@ -1,16 +1,14 @@
-"""Contract checks, part 4: runs and traces (§10) and sessions (§11).
+"""Contract checks, part 4: runs and traces (§10).
 
-The demo server covers the common paths; two extra servers from the plugin's
-`noukai_devserver_factory` (each with its own small workspace written here)
-produce what the demo cannot: a session spanning two orgs (403), sessions past
-retention (410) and a `metadata_only` capture mode.
+Everything here runs against the demo server; the model checkers
+(`check_step_trace`, `check_run_summary`, `check_time`) are shared with
+`test_contract_sessions`.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,10 +37,6 @@ STEP_STATUSES = {"running", "completed", "failed", "skipped"}
 RUN_STATUSES = {"pending", "running", "completed", "failed", "cancelled"}
 # §1.4: UTC, "Z", 0, 3 or 6 fractional digits (Python 3.10 fromisoformat).
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z$")
-FLOW = """message: required
-blocks:
-  - {id: respond, name: Respond, type: llm, model: local/echo-1, prompt: "{{message}}"}
-"""
 
 
 @pytest.fixture
@@ -51,7 +45,7 @@ def client(noukai_devserver: DevServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def _check_time(value: Any) -> None:
+def check_time(value: Any) -> None:
     assert value is None or (isinstance(value, str) and TIMESTAMP.match(value)), value
 
 
@@ -71,8 +65,8 @@ def check_step_trace(step: dict[str, Any]) -> None:
         check_decimal(step["costUsd"])
     assert step.get("modelUsed") is None or isinstance(step["modelUsed"], str)
     assert isinstance(step.get("truncated", False), bool)
-    _check_time(step.get("startedAt"))
-    _check_time(step.get("completedAt"))
+    check_time(step.get("startedAt"))
+    check_time(step.get("completedAt"))
 
 
 def check_run_summary(run: dict[str, Any]) -> None:
@@ -82,35 +76,11 @@ def check_run_summary(run: dict[str, Any]) -> None:
     assert run.get("triggerType") in (None, "execute", "step", "job", "ad_hoc"), run
     for key in ("durationMs", "stepCount"):
         assert run.get(key) is None or is_int(run[key]), (key, run)
-    _check_time(run.get("startedAt"))
-    _check_time(run.get("completedAt"))
+    check_time(run.get("startedAt"))
+    check_time(run.get("completedAt"))
 
 
-def check_session_execution(execution: dict[str, Any]) -> None:
-    """§11.2 SessionExecution / SessionStep field types (models the SDK validates)."""
-    assert isinstance(execution["executionId"], str)
-    assert execution["status"] in RUN_STATUSES, execution
-    assert isinstance(execution["snapshotsAvailable"], bool)
-    assert execution.get("triggerType") in (None, "execute", "step", "job")
-    assert execution.get("traceCaptureMode") in (None, "full", "redacted", "metadata_only",
-                                                 "off")
-    assert execution.get("slug") is None or "/" not in execution["slug"]
-    _check_time(execution.get("startedAt"))
-    _check_time(execution.get("completedAt"))
-    for step in execution.get("steps", []):
-        assert isinstance(step["stepId"], str)
-        assert is_int(step.get("attempt", 1)) and step.get("attempt", 1) >= 1
-        assert step.get("loopIndex") is None or is_int(step["loopIndex"])
-        assert step.get("status", "completed") in STEP_STATUSES
-        assert step.get("durationMs") is None or is_int(step["durationMs"])
-        for key in ("inputSnapshot", "errorSnapshot"):
-            assert step.get(key) is None or isinstance(step[key], dict), (key, step)
-        assert isinstance(step.get("truncated", False), bool)
-        _check_time(step.get("startedAt"))
-        _check_time(step.get("completedAt"))
-
-
-def _trace(client: httpx.Client, slug: str, execution_id: str) -> dict[str, Any]:
+def fetch_trace(client: httpx.Client, slug: str, execution_id: str) -> dict[str, Any]:
     response = client.get(flow_path(slug, f"runs/{execution_id}/trace"))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -124,12 +94,12 @@ def _trace(client: httpx.Client, slug: str, execution_id: str) -> dict[str, Any]
 
 def test_run_trace_of_an_execute_run(client: httpx.Client) -> None:
     done = client.post(flow_path("two-step", "execute"), json=execute_body("trace me")).json()
-    trace = _trace(client, "two-step", done["executionId"])
+    trace = fetch_trace(client, "two-step", done["executionId"])
     run = trace["flowRun"]
     assert run["id"] == done["executionId"] and run["flowId"] == done["flowId"]
     assert run["status"] == "completed" and run.get("triggerType") == "execute"
     assert run.get("stepCount") is None or is_int(run["stepCount"])
-    _check_time(run.get("startedAt"))
+    check_time(run.get("startedAt"))
     assert [s["stepId"] for s in trace["steps"]] == ["draft", "summarise"]
     summary = client.get(flow_path("two-step", f"runs/{done['executionId']}"))
     assert summary.status_code == 200 and summary.json()["id"] == done["executionId"]
@@ -139,10 +109,10 @@ def test_run_trace_of_an_execute_run(client: httpx.Client) -> None:
 def test_run_trace_of_a_step_run_and_a_failed_run(client: httpx.Client) -> None:
     reply = read_stream(client, "POST", flow_path("hello-world", "step"), step_body("s"))
     execution_id = reply.events[0]["executionId"]
-    run = _trace(client, "hello-world", execution_id)["flowRun"]
+    run = fetch_trace(client, "hello-world", execution_id)["flowRun"]
     assert run["triggerType"] == "step" and run["status"] == "completed"
     failed = client.post(flow_path("always-fails", "execute"), json=execute_body("x")).json()
-    trace = _trace(client, "always-fails", failed["executionId"])
+    trace = fetch_trace(client, "always-fails", failed["executionId"])
     assert trace["flowRun"]["status"] == "failed"
     explode = trace["steps"][-1]
     assert explode["stepId"] == "explode" and explode["status"] == "failed"
@@ -165,7 +135,7 @@ def test_step_trace_attempt_selection(client: httpx.Client) -> None:
     check_step_trace(first)
     assert first["attempt"] == 1 and first["status"] == "failed"
     assert client.get(base, params={"attempt": "9"}).status_code == 404
-    [only] = _trace(client, "flaky-retry", done["executionId"])["steps"]
+    [only] = fetch_trace(client, "flaky-retry", done["executionId"])["steps"]
     assert only["attempt"] == 2
 
 
@@ -192,181 +162,6 @@ def test_trace_route_errors(client: httpx.Client) -> None:
         check_error(client.get(flow_path("two-step", route)), 404)
 
 
-# -- sessions (items 35-37) ---------------------------------------------------------
-
-def _session(client: httpx.Client, session_id: str) -> dict[str, Any]:
-    response = client.get(f"/seq/sessions/{session_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert body["sessionId"] == session_id
-    for execution in body["executions"]:
-        check_session_execution(execution)
-    return body
-
-
-def _check_session_steps(execution: dict[str, Any], live_outputs: list[Any]) -> None:
-    """The last `len(live_outputs)` snapshots equal the live outputs, in order."""
-    assert execution["snapshotsAvailable"] is True
-    assert execution.get("traceCaptureMode") == "full"
-    snapshots = [s["outputSnapshot"] for s in execution["steps"]]
-    assert snapshots[-len(live_outputs):] == live_outputs
-    for step in execution["steps"]:
-        assert step.get("inputSnapshot") is None or isinstance(step["inputSnapshot"], dict)
-        assert step.get("status", "completed") in STEP_STATUSES
-        assert step.get("truncated", False) is False
-        assert "__rendered_prompt__" not in str(step["outputSnapshot"])
-
-
-def test_session_collects_execute_step_and_job_runs(noukai_devserver: DevServer) -> None:
-    """Items 35, 36: one execution per run, start order, bare slug, live outputs."""
-    session_id = str(uuid.uuid4())
-    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
-        done = c.post(flow_path("two-step", "execute"), json=execute_body("s1")).json()
-        # Fetched immediately: snapshots are persisted before the response.
-        [execution] = _session(c, session_id)["executions"]
-        first = read_stream(c, "POST", flow_path("two-step", "step"), step_body("s2"))
-        draft = first.events[-2]["output"]
-        eid = first.events[0]["executionId"]
-        second = read_stream(c, "POST", flow_path("two-step", "step"), step_body(
-            None, step_index=1, execution_id=eid, outputs={"draft": draft}))
-        job = c.post(flow_path("hello-world", "jobs"), json=execute_body("s3")).json()
-        deadline = time.monotonic() + 30
-        while c.get(flow_path("hello-world", f"jobs/{job['executionId']}")).json()[
-                "status"] not in ("completed", "failed") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        executions = _session(c, session_id)["executions"]
-        job_result = c.get(flow_path("hello-world", f"jobs/{job['executionId']}")).json()[
-            "result"]
-    assert execution["executionId"] == done["executionId"]
-    _check_session_steps(execution, [done["result"]])
-    assert [s["stepId"] for s in execution["steps"]] == ["draft", "summarise"]
-    assert [e["executionId"] for e in executions] == [done["executionId"], eid,
-                                                      job["executionId"]]
-    assert [e["triggerType"] for e in executions] == ["execute", "step", "job"]
-    assert [e["slug"] for e in executions] == ["two-step", "two-step", "hello-world"]
-    assert executions[2]["steps"][-1]["outputSnapshot"] == job_result
-    assert all(e["status"] == "completed" for e in executions)
-    _check_session_steps(executions[1], [draft, second.events[-2]["output"]])
-    assert len(executions[1]["steps"]) == 2
-    assert executions[1]["steps"][-1]["outputSnapshot"] == second.events[-1]["result"]
-    starts = [e.get("startedAt") for e in executions]
-    assert starts == sorted(starts)
-
-
-def test_session_records_the_failed_step(noukai_devserver: DevServer) -> None:
-    session_id = str(uuid.uuid4())
-    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
-        c.post(flow_path("always-fails", "execute"), json=execute_body("x"))
-        [execution] = _session(c, session_id)["executions"]
-    assert execution["status"] == "failed" and execution["errorAtStep"] == "explode"
-    error = execution["steps"][-1]["errorSnapshot"]
-    assert isinstance(error["code"], str) and isinstance(error["message"], str)
-
-
-def test_session_fetch_errors_on_the_demo_server(noukai_devserver: DevServer,
-                                                 client: httpx.Client) -> None:
-    """Item 37: malformed id 400, unknown 404; another org's session is hidden."""
-    check_error(client.get("/seq/sessions/not-a-uuid"), 400, "INVALID_SESSION_ID")
-    check_error(client.get(f"/seq/sessions/{uuid.uuid4()}"), 404, "SESSION_NOT_FOUND")
-    session_id = str(uuid.uuid4())
-    client.post(flow_path("hello-world", "execute"), json=execute_body("mine"),
-                headers={"X-Session-Id": session_id})
-    with open_client(noukai_devserver.base_url, noukai_devserver.broke_api_key) as other:
-        response = other.get(f"/seq/sessions/{session_id}")
-    if response.status_code == 403:
-        check_error(response, 403, "FORBIDDEN")
-    else:
-        check_error(response, 404, "SESSION_NOT_FOUND")
-
-
-def _workspace(root: Path, retention: float | None = None) -> Path:
-    lines = ["orgs:",
-             "  alpha: {credits: unlimited, capture: full, projects: {app: {}}}",
-             "  beta: {credits: unlimited, capture: full, projects: {app: {}}}",
-             "  gamma: {credits: unlimited, capture: metadata_only, projects: {app: {}}}",
-             "keys:", "  nk_alpha: {org: alpha}", "  nk_beta: {org: beta}",
-             "  nk_gamma: {org: gamma}"]
-    if retention is not None:
-        lines.append(f"sessionRetentionSeconds: {retention}")
-    (root / "noukai.yaml").write_text("\n".join(lines) + "\n")
-    for org in ("alpha", "beta", "gamma"):
-        (root / "flows" / org / "app").mkdir(parents=True)
-        (root / "flows" / org / "app" / "hello.yaml").write_text(FLOW)
-    return root
-
-
-@pytest.fixture(scope="module")
-def multi_org(noukai_devserver_factory: Callable[..., DevServer],
-              tmp_path_factory: pytest.TempPathFactory) -> DevServer:
-    return noukai_devserver_factory(_workspace(tmp_path_factory.mktemp("contract-ws")))
-
-
-def _tag(server: DevServer, key: str, org: str, session_id: str, **extra: Any) -> None:
-    with open_client(server.base_url, key, session_id) as c:
-        response = c.post(flow_path("hello", "execute", org, "app"),
-                          json=execute_body("tagged", **extra))
-        assert response.status_code == 200, response.text
-
-
-def test_session_spanning_an_inaccessible_org_is_403(multi_org: DevServer) -> None:
-    session_id = str(uuid.uuid4())
-    _tag(multi_org, "nk_alpha", "alpha", session_id)
-    _tag(multi_org, "nk_beta", "beta", session_id)
-    with open_client(multi_org.base_url, "nk_alpha") as c:
-        check_error(c.get(f"/seq/sessions/{session_id}"), 403, "FORBIDDEN")
-
-
-def test_metadata_only_capture_and_trace_flag(multi_org: DevServer) -> None:
-    """§11.3: metadata_only stores no snapshots; trace: true forces full."""
-    plain, traced = str(uuid.uuid4()), str(uuid.uuid4())
-    _tag(multi_org, "nk_gamma", "gamma", plain)
-    _tag(multi_org, "nk_gamma", "gamma", traced, trace=True)
-    with open_client(multi_org.base_url, "nk_gamma") as c:
-        [meta] = _session(c, plain)["executions"]
-        [full] = _session(c, traced)["executions"]
-    assert meta["snapshotsAvailable"] is False and meta["traceCaptureMode"] == "metadata_only"
-    assert all(s.get("outputSnapshot") is None for s in meta["steps"])
-    assert full["snapshotsAvailable"] is True and full["traceCaptureMode"] == "full"
-
-
-def test_session_past_retention_is_410(noukai_devserver_factory: Callable[..., DevServer],
-                                       tmp_path: Path) -> None:
-    server = noukai_devserver_factory(_workspace(tmp_path, retention=0.2))
-    session_id = str(uuid.uuid4())
-    _tag(server, "nk_alpha", "alpha", session_id)
-    with open_client(server.base_url, "nk_alpha") as c:
-        deadline = time.monotonic() + 20
-        response = c.get(f"/seq/sessions/{session_id}")
-        while response.status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            response = c.get(f"/seq/sessions/{session_id}")
-    check_error(response, 410, "SESSION_EXPIRED")
-    server.stop()
-
-
-@pytest.mark.parametrize("slug,message", [
-    ("two-step", "y"), ("loop-list", None), ("flaky-retry", "x"), ("stream-story", "a fox"),
-])
-def test_session_steps_replay_exactly_the_live_run(noukai_devserver: DevServer, slug: str,
-                                                   message: str | None) -> None:
-    """§11.4 / item 36: replay makes one step_completed per session step, so the
-    session's (stepId, outputSnapshot) list must equal the live step_completed list,
-    and its last snapshot the live result (loops and retries included)."""
-    session_id = str(uuid.uuid4())
-    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
-        live = read_stream(c, "POST", flow_path(slug, "step"),
-                           step_body(message, run_remaining=True))
-        [execution] = _session(c, session_id)["executions"]
-    completed = [(e["stepId"], e["output"]) for e in live.events
-                 if e["eventType"] == "step_completed"]
-    assert execution["triggerType"] == "step" and execution["slug"] == slug
-    assert [(s["stepId"], s["outputSnapshot"]) for s in execution["steps"]] == completed
-    assert execution["steps"][-1]["outputSnapshot"] == live.events[-1]["result"]
-    for step in [execution, *execution["steps"]]:
-        _check_time(step.get("startedAt"))
-        _check_time(step.get("completedAt"))
-
-
 def test_loop_attempts_order_and_job_run_summary(client: httpx.Client) -> None:
     """§10.1: StepAttempts ordered by attempt then loopIndex; a job's run summary."""
     done = client.post(flow_path("loop-list", "execute"),
@@ -379,22 +174,6 @@ def test_loop_attempts_order_and_job_run_summary(client: httpx.Client) -> None:
     summary = client.get(flow_path("hello-world", f"runs/{job['executionId']}")).json()
     assert summary["id"] == job["executionId"] and summary["status"] in RUN_STATUSES
     assert summary.get("triggerType") == "job"
-
-
-def test_a_run_paused_for_tools_in_traces_and_sessions(noukai_devserver: DevServer) -> None:
-    """A never-resumed tool pause still reads as valid models everywhere (§10.1, §11.2)."""
-    session_id = str(uuid.uuid4())
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
-    with open_client(noukai_devserver.base_url, noukai_devserver.api_key, session_id) as c:
-        paused = c.post(flow_path("tools-enabled", "execute"),
-                        json=execute_body("Weather in Tokyo?", tools=tools)).json()
-        assert paused["status"] == "tool_calls_required"
-        trace = _trace(c, "tools-enabled", paused["executionId"])
-        [execution] = _session(c, session_id)["executions"]
-        summary = c.get(flow_path("tools-enabled", f"runs/{paused['executionId']}"))
-    assert trace["flowRun"]["status"] not in ("completed", "failed")
-    assert execution["status"] not in ("completed", "failed")
-    check_run_summary(summary.json())
 
 
 def test_live_trace_of_an_abandoned_step_run_closes_after_the_idle_limit(
