@@ -221,6 +221,23 @@ def test_step_pauses_for_tools_and_resumes(client: httpx.Client, shape: str) -> 
     assert reply.events[-1]["result"] == reply.events[-2]["output"]
 
 
+def test_step_second_tool_round_pauses_again_in_the_same_block(client: httpx.Client) -> None:
+    """§8.2 step 3: a resumed block may pause again: same stepIndex, one more iteration,
+    no run_started / step_started / step_completed in between."""
+    paused = _step_pause(client, "What is the weather in Paris and in Tokyo?")
+    results = [SHAPES["camel-role-content"](c["id"]) for c in paused["toolCalls"]]
+    body = step_body(None, step_index=0, execution_id=paused["executionId"], tools=TOOLS,
+                     toolCallMessages=paused["toolCallMessages"] + results,
+                     iterationsUsed=paused["iterationsUsed"])
+    again = read_stream(client, "POST", flow_path("tools-enabled", "step"), body)
+    assert again.types == ["step_paused_for_tool_calls"], again.types
+    second = again.events[-1]
+    assert second["stepIndex"] == 0 and second["iterationsUsed"] == 2
+    assert tool_locations(second["toolCalls"]) == ["Tokyo"]
+    assert len(second["toolCallMessages"]) > len(body["toolCallMessages"])
+    assert second["toolCallMessages"][0] == paused["toolCallMessages"][0]
+
+
 def test_abandoned_step_pause_reruns_the_block(client: httpx.Client) -> None:
     """§8.2 step 4: the same cursor without toolCallMessages restarts block k."""
     paused = _step_pause(client, "What is the weather in Oslo?")
