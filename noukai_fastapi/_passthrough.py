@@ -21,6 +21,7 @@ is fixed per route, never taken from the request.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ from noukai_core.web import (
 )
 from noukai_fastapi._lifespan import ClientSource
 from noukai_fastapi._response import DEFAULT_HEARTBEAT_INTERVAL, FlowEventsResponse
+
+logger = logging.getLogger("noukai_fastapi")
 
 Authorize = Callable[[Request], "bool | Awaitable[bool | None] | None"]
 ToolHandler = Callable[[list[dict[str, Any]]], Any]
@@ -182,6 +185,7 @@ def make_endpoint(
         try:
             target = clients.get(request.scope).flow(flow.slug)
         except Exception as exc:  # a misconfigured client or slug: the app's problem
+            logger.error("noukai passthrough for %r is misconfigured: %s", flow.slug, exc)
             return error_response(upstream_error_response(exc))
         return flow_events_response(
             target, policy=policy, heartbeat_interval=options.heartbeat_interval, **kwargs

@@ -63,6 +63,32 @@ def _body_schema(inputs: BrowserInputPolicy) -> dict[str, Any]:
     return schema
 
 
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}},
+    401: {"description": "Refused by the authorize hook",
+          "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+    403: {"description": "Refused by the authorize hook",
+          "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+    422: {"description": "A field the browser may not set, or bad input",
+          "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+    429: {"description": "Rate limited (see Retry-After)"},
+    502: {"description": "The flow could not be run"},
+    504: {"description": "The flow did not answer in time"},
+}
+
+
+def _query_parameters(inputs: BrowserInputPolicy) -> list[dict[str, Any]]:
+    """The query parameters of the GET form: `message`, then each allowed parameter."""
+    params: list[dict[str, Any]] = []
+    if inputs.allow_message:
+        params.append({"name": "message", "in": "query", "required": inputs.require_message,
+                       "schema": {"type": "string"}})
+    if inputs.parameters != "*":
+        params += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                   for name in sorted(inputs.parameters)]
+    return params
+
+
 def flow_stream_router(
     flows: Iterable[str | StreamedFlow],
     *,
@@ -96,13 +122,14 @@ def flow_stream_router(
     )
     clients = ClientSource(client)
     router = APIRouter(prefix=prefix, tags=list(tags))
-    methods = ["POST", "GET"] if allow_get else ["POST"]
     for flow in as_streamed_flows(flows):
         flow_inputs = flow.inputs or inputs
+        endpoint = make_endpoint(flow, options, clients)
+        path = f"/flows/{flow.route_name}"
         router.add_api_route(
-            f"/flows/{flow.route_name}",
-            make_endpoint(flow, options, clients),
-            methods=methods,
+            path,
+            endpoint,
+            methods=["POST"],
             name=f"noukai_stream_{flow.route_name}",
             summary=f"Stream the events of flow {flow.route_name!r} (SSE)",
             openapi_extra={
@@ -111,21 +138,19 @@ def flow_stream_router(
                     "content": {"application/json": {"schema": _body_schema(flow_inputs)}},
                 }
             },
-            responses={
-                200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}},
-                204: {"description": "GET with Last-Event-ID: the run is not restarted"},
-                401: {"description": "Refused by the authorize hook", "content": {
-                    "application/json": {"schema": _ERROR_SCHEMA}}},
-                403: {"description": "Refused by the authorize hook", "content": {
-                    "application/json": {"schema": _ERROR_SCHEMA}}},
-                415: {"description": "The body is not JSON"},
-                422: {"description": "A field the browser may not set, or bad input",
-                      "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
-                429: {"description": "Rate limited (Retry-After)"},
-                502: {"description": "The flow could not be run"},
-                504: {"description": "The flow did not answer in time"},
-            },
+            responses={**_RESPONSES, 415: {"description": "The body is not JSON"}},
         )
+        if allow_get:
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=["GET"],
+                name=f"noukai_stream_{flow.route_name}_get",
+                summary=f"Stream the events of flow {flow.route_name!r} (SSE, EventSource)",
+                openapi_extra={"parameters": _query_parameters(flow_inputs)},
+                responses={**_RESPONSES, 204: {
+                    "description": "A reconnect (Last-Event-ID): the run is not restarted"}},
+            )
     if serve_script:
         router.add_api_route(
             SCRIPT_ROUTE, make_script_endpoint(), methods=["GET"], include_in_schema=False,

@@ -269,6 +269,20 @@ def test_openapi_lists_the_endpoints(serve_app: Any, canned_upstream: Any) -> No
     body = post_op["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["message"]
     assert "text/event-stream" in post_op["responses"]["200"]["content"]
+    assert "get" not in paths["/noukai/flows/hello-world"]
+
+
+def test_openapi_documents_the_get_form_when_enabled(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    inputs = BrowserInputPolicy(parameters=frozenset({"tone"}))
+    with passthrough(serve_app, canned_upstream, allow_get=True, inputs=inputs) as base:
+        operation = httpx.get(f"{base}/openapi.json").json()["paths"][
+            "/noukai/flows/hello-world"]["get"]
+    assert "requestBody" not in operation
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
+        ("message", "query"), ("tone", "query")]
+    assert "204" in operation["responses"]
 
 
 def test_script_is_served(serve_app: Any, canned_upstream: Any) -> None:
