@@ -9,8 +9,7 @@ The API key is held by the transport settings and never shown by a repr.
 from __future__ import annotations
 
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from noukai_core._async_flow import AsyncFlow
 from noukai_core._config import (
@@ -26,6 +25,9 @@ from noukai_core._flow import Flow
 from noukai_core._transport._async import AsyncTransport
 from noukai_core._transport._common import LogHandler, TransportSettings
 from noukai_core._transport._sync import SyncTransport
+
+if TYPE_CHECKING:  # only the transport touches httpx at run time (DESIGN: one door)
+    import httpx
 
 
 class _ClientBase:
