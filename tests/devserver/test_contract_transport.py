@@ -275,3 +275,20 @@ def test_line_breaks_and_non_ascii_survive_the_framing(client: httpx.Client) -> 
                         step_body(message, run_remaining=True))
     assert reply.types[-1] == "flow_completed"
     assert message in reply.events[-1]["result"]["response"]
+
+
+@pytest.mark.parametrize("path,body,status,code", [
+    ("/seq/broke/demo/nope/execute", {"message": "hi"}, 404, "FLOW_NOT_FOUND"),
+    ("/seq/broke/demo/hello-world/v9/execute", {"message": "hi"}, 404, "VERSION_NOT_FOUND"),
+    ("/seq/broke/demo/hello-world/v0/step", {"stepIndex": 0, "message": "hi"}, 400,
+     "INVALID_VERSION"),
+    ("/seq/broke/demo/hello-world/execute", {}, 400, "MISSING_MESSAGE"),
+    ("/seq/broke/demo/hello-world/jobs", {}, 400, "MISSING_MESSAGE"),
+])
+def test_recommended_check_order_puts_credits_last(noukai_devserver: DevServer, path: str,
+                                                   body: dict[str, object], status: int,
+                                                   code: str) -> None:
+    """§1.6 [recommended]: resolve flow + version → validate body → credit check, so a
+    zero-balance org sees the request's own problem before its 402."""
+    with open_client(noukai_devserver.base_url, noukai_devserver.broke_api_key) as c:
+        check_error(c.post(path, json=body), status, code)
