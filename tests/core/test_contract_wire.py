@@ -515,6 +515,7 @@ def test_auto_resume_body_and_no_session_header(fake: FakeNoukai) -> None:
             "Weather in Tokyo?",
             parameters={"p": 1},
             block_overrides={"w": {"t": 0}},
+            attachments=[{"url": "https://example.test/a.png", "mimeType": "image/png"}],
             tools=TOOLS,
             tool_choice="required",
             trace=True,
@@ -529,7 +530,7 @@ def test_auto_resume_body_and_no_session_header(fake: FakeNoukai) -> None:
     body = _check_resume(resume, [CALL])
     assert body["parameters"] == {"p": 1} and body["blockOverrides"] == {"w": {"t": 0}}
     assert body["tools"] == TOOLS and body["toolChoice"] == "required"
-    assert body["trace"] is True
+    assert body["trace"] is True and body["attachments"] == fresh.json["attachments"]
 
 
 def test_manual_resume_sync_and_async(fake: FakeNoukai) -> None:
@@ -638,7 +639,7 @@ def test_step_tool_resume_body(fake: FakeNoukai) -> None:
     with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
         steps = list(
             client.flow("acme/app/hello").steps(
-                "Weather in Tokyo?", tools=TOOLS, tool_handler=_results
+                "Weather in Tokyo?", tools=TOOLS, tool_choice="auto", tool_handler=_results
             )
         )
     assert [s.step_id for s in steps] == BLOCKS
@@ -650,7 +651,7 @@ def test_step_tool_resume_body(fake: FakeNoukai) -> None:
     assert len(resume["toolCallMessages"]) == 3 and resume["tools"] == TOOLS
     assert resume["accumulatedOutputs"] == {"a": _output("a")}
     assert "message" not in resume and "pausedAtStep" not in resume
-    assert all(b["tools"] == TOOLS for b in bodies)
+    assert all(b["tools"] == TOOLS and b["toolChoice"] == "auto" for b in bodies)
     assert "toolCallMessages" not in bodies[3] and bodies[3]["iterationsUsed"] == 0
 
 
