@@ -3,11 +3,12 @@
 Each example is the reference's text with its indentation restored (the
 reference files lost it) and only these changes: the import names
 `noukai_core` instead of `noukai_sdk`; flow slugs, execution ids, step ids,
-keys and session ids point at the dev server's demo workspace; and
-placeholders the reference leaves open (`...` inside a literal, a
-`my_logger`, a `get_weather`, a `run_tools`) are given a definition.
+session ids and the key of a call that really goes out point at the dev
+server's demo workspace; and the placeholders that cannot run as printed
+(`...` inside a dict or list literal, and the undefined `my_logger`,
+`get_weather`, `run_tools`, `logger`) are given a definition.
 `NOUKAI_API_KEY` and `NOUKAI_BASE_URL` point at the dev server, as a user's
-environment would.
+environment would. Fragments that use `await` run inside a coroutine.
 """
 
 from __future__ import annotations
@@ -135,8 +136,8 @@ def test_execute_every_parameter(env: Any) -> None:
         result = client.flow("local/demo/hello-world").execute(
             message="Input text",
             parameters={"difficulty": "hard"}, # extra initial inputs
-            block_overrides={"respond": {"temperature": 0.5}},
-            attachments=[{"url": "https://example.com/a.png", "mime_type": "image/png"}],
+            block_overrides={"step-id": {"temperature": 0.5}},
+            attachments=[{"url": "https://...", "mime_type": "image/png"}],
             trace=False, # capture full I/O for trace
             version="draft", # or an int published version
             timeout=60.0, # override client default
@@ -210,7 +211,7 @@ def test_jobs_sync(env: Any) -> None:
         )
         print(job.execution_id) # persist this if you want to resume later
         # Block until done — polls under the hood (default: 2s interval, 5min timeout).
-        status = job.wait(timeout=600.0, poll_interval=0.1)
+        status = job.wait(timeout=600.0, poll_interval=5.0)
         print(status.result)
         # Or one-shot:
         snapshot = job.poll()
