@@ -264,3 +264,21 @@ def test_a_run_paused_for_tools_in_traces_and_sessions(noukai_devserver: DevServ
     assert trace["flowRun"]["status"] not in ("completed", "failed")
     assert execution["status"] not in ("completed", "failed")
     check_run_summary(summary.json())
+
+
+def test_snapshots_exist_when_flow_completed_arrives(noukai_devserver: DevServer) -> None:
+    """§11.1: snapshots are persisted *before* the finishing frame is sent: a fetch made
+    the moment `flow_completed` arrives (stream still open) sees the whole run."""
+    session_id = str(uuid.uuid4())
+    url, key = noukai_devserver.base_url, noukai_devserver.api_key
+    with open_client(url, key, session_id) as c, open_client(url, key) as reader, \
+            c.stream("POST", flow_path("slow-steps", "step"),
+                     json=step_body("persist", run_remaining=True)) as live:
+        buffer = b""
+        chunks = live.iter_raw()
+        while b"event: flow_completed" not in buffer or not buffer.endswith(b"\n\n"):
+            buffer += next(chunks)
+        [execution] = _session(reader, session_id)["executions"]
+    assert execution["status"] == "completed"
+    assert [s["stepId"] for s in execution["steps"]] == ["first", "second", "third"]
+    assert all(s["outputSnapshot"] is not None for s in execution["steps"])

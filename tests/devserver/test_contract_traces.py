@@ -190,3 +190,23 @@ def test_live_trace_of_an_abandoned_step_run_closes_after_the_idle_limit(
     assert reply.types[0] == "run_started" and "flow_completed" not in reply.types
     assert "step_paused" not in reply.types
     assert reply.frames[-1].data is None and reply.frames[-1].comments
+
+
+def test_unknown_run_on_every_run_route_is_run_not_found(client: httpx.Client) -> None:
+    missing = str(uuid.uuid4())
+    for route in (f"runs/{missing}", f"runs/{missing}/trace", f"runs/{missing}/trace/stream",
+                  f"runs/{missing}/steps/respond/trace"):
+        check_error(client.get(flow_path("hello-world", route)), 404, "RUN_NOT_FOUND")
+
+
+def test_trace_stream_of_a_step_run_that_failed(client: httpx.Client) -> None:
+    """§10.3: step_error replayed, then a final flow_completed with result null."""
+    live = read_stream(client, "POST", flow_path("always-fails", "step"),
+                       step_body("x", run_remaining=True))
+    assert live.types[-1] == "step_error"
+    execution_id = live.events[0]["executionId"]
+    replay = read_stream(client, "GET",
+                         flow_path("always-fails", f"runs/{execution_id}/trace/stream"))
+    assert replay.types[0] == "run_started" and "step_error" in replay.types
+    assert replay.types[-1] == "flow_completed" and replay.events[-1]["result"] is None
+    assert fetch_trace(client, "always-fails", execution_id)["flowRun"]["status"] == "failed"
