@@ -136,3 +136,9 @@ def test_modules_stay_small() -> None:
         if "web" not in p.relative_to(PACKAGE).parts and len(p.read_text().splitlines()) > 400
     ]
     assert big == []
+
+
+def test_scope_twins_take_the_same_arguments() -> None:
+    assert shape(inspect.signature(nk.trace_scope)) == shape(inspect.signature(nk.trace_scope_sync))
+    assert nk.replay is nk.trace
+    assert nk.replay_scope is nk.trace_scope and nk.replay_scope_sync is nk.trace_scope_sync
