@@ -372,3 +372,17 @@ def test_input_overrides_reach_the_named_block(client: httpx.Client) -> None:
     assert "ZZ-OVERRIDE" not in targeted["draft"] and "ZZ-OVERRIDE" in targeted["summarise"]
     current = outputs({"message": "ZZ-OVERRIDE"})
     assert "ZZ-OVERRIDE" in current["draft"]
+
+
+def test_stream_headers_forbid_caching_and_compression(client: httpx.Client) -> None:
+    """§5.2 recommended: no-cache, X-Accel-Buffering: no, never compressed (even when
+    the client offers gzip, as httpx does by default)."""
+    [first] = drive(client, "hello-world", "hdr")
+    execution_id = first.events[0]["executionId"]
+    live = _trace_stream(client, "hello-world", execution_id)
+    for reply in (first, live):
+        headers = reply.response.headers
+        assert "no-cache" in headers.get("cache-control", "")
+        assert headers.get("x-accel-buffering") == "no"
+        assert "content-encoding" not in headers
+    assert "gzip" in first.response.request.headers.get("accept-encoding", "")
