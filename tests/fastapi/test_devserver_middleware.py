@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 
 from noukai_core import Noukai
@@ -40,6 +40,17 @@ def build_app(devserver: Any) -> FastAPI:
         result = sync_client.flow("hello-world").execute(message=message)
         return {"execution_id": result.execution_id, "result": result.result}
 
+    async def greeted_by_dependency(message: str, noukai: NoukaiDep) -> str:
+        result = await noukai.flow("hello-world").execute(message=f"dependency {message}")
+        return str(result.execution_id)
+
+    @app.post("/greet-dependency")
+    async def greet_dependency(
+        message: str, noukai: NoukaiDep, first: str = Depends(greeted_by_dependency)
+    ) -> list[str]:
+        result = await noukai.flow("two-step").execute(message=message)
+        return [first, str(result.execution_id)]
+
     @app.post("/greet-streamed")
     async def greet_streamed(message: str, noukai: NoukaiDep) -> StreamingResponse:
         async def body() -> Any:
@@ -61,18 +72,21 @@ def replay_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def test_fifty_concurrent_requests_each_record_exactly_their_own_execution(
     serve_app: Any, noukai_devserver: Any
 ) -> None:
+    # async endpoint, sync `def` endpoint with a sync client, a dependency plus
+    # the endpoint, and a streaming generator, interleaved
+    paths = ["/greet", "/greet-sync", "/greet-dependency", "/greet-streamed"]
     with serve_app(build_app(noukai_devserver)) as base:
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            paths = ["/greet", "/greet-streamed"]
             responses = await asyncio.gather(*(
-                http.post(paths[n % 2], params={"message": f"hello {n}"}) for n in range(50)))
+                http.post(paths[n % 4], params={"message": f"hello {n}"}) for n in range(50)))
     sessions = [r.headers["x-noukai-session"] for r in responses]
     assert len(set(sessions)) == 50
     for n, response in enumerate(responses):
+        assert response.status_code == 200, response.text
         body = response.json()
-        execution_id = body["execution_id"] if n % 2 == 0 else body[0]
+        own = [body["execution_id"]] if isinstance(body, dict) else body
         recorded = fetch_session(noukai_devserver, sessions[n])
-        assert [e["executionId"] for e in recorded["executions"]] == [execution_id]
+        assert [e["executionId"] for e in recorded["executions"]] == own
 
 
 @pytest.mark.usefixtures("replay_on")
