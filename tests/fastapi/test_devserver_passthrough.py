@@ -7,10 +7,16 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from noukai_core import Noukai
-from noukai_fastapi import StreamedFlow, flow_stream_router, noukai_lifespan
+from noukai_fastapi import (
+    NoukaiTraceMiddleware,
+    StreamedFlow,
+    flow_stream_router,
+    noukai_lifespan,
+)
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather for a location.",
@@ -120,3 +126,28 @@ def test_browser_disconnect_cancels_the_upstream_run(
         assert execution_id is not None
         steps = wait_for_cancelled(slow_devserver, execution_id)
     assert "second" not in steps and "third" not in steps
+
+
+def test_a_streamed_run_replays_through_the_middleware(
+    serve_app: Any, noukai_devserver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
+    app = build_app(noukai_devserver, ["two-step"])
+    app.add_middleware(NoukaiTraceMiddleware)
+    with serve_app(app) as base:
+        url = f"{base}/noukai/flows/two-step"
+        live = httpx.post(url, json={"message": "record me"}, timeout=30)
+        session = live.headers["x-noukai-session"]
+        replayed = httpx.post(url, json={"message": "anything"}, timeout=30,
+                              headers={"X-Noukai-Replay": session})
+    assert replayed.status_code == 200
+    assert replayed.headers["x-noukai-session"] == session
+
+    def summary(raw: bytes) -> list[tuple[str, Any]]:
+        return [(kind, data.get("stepId") or data.get("result"))
+                for kind, data in sse_events(raw) if kind in ("step_completed", "flow_completed")]
+
+    assert summary(replayed.content) == summary(live.content)
+    recorded = httpx.get(f"{noukai_devserver.base_url}/seq/sessions/{session}",
+                         headers={"Authorization": f"Bearer {noukai_devserver.api_key}"}).json()
+    assert len(recorded["executions"]) == 1, "the replay made no live run"
