@@ -744,6 +744,7 @@ def test_capture_scope_tags_only_creating_calls(client: Noukai, fake: FakeNoukai
         creating = bool(SESSION_HEADER_ALLOWED.search(request.path))
         check_headers(request, scope.session_id if creating else None)
     assert len(fake.requests) == 5
+    assert uuid.UUID(scope.session_id).version == 4  # §1.2: SDK-made ids are UUID v4
 
 
 def test_post_is_never_retried_get_is_retried_once(client: Noukai, fake: FakeNoukai) -> None:

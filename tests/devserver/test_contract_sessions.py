@@ -282,3 +282,17 @@ def test_snapshots_exist_when_flow_completed_arrives(noukai_devserver: DevServer
     assert execution["status"] == "completed"
     assert [s["stepId"] for s in execution["steps"]] == ["first", "second", "third"]
     assert all(s["outputSnapshot"] is not None for s in execution["steps"])
+
+
+def test_another_orgs_run_is_invisible(multi_org: DevServer) -> None:
+    """§7.2 / §10.2: a run of another org is RUN_NOT_FOUND for cursors and run routes."""
+    with open_client(multi_org.base_url, "nk_alpha") as alpha, \
+            open_client(multi_org.base_url, "nk_beta") as beta:
+        first = read_stream(alpha, "POST", flow_path("hello", "step", "alpha", "app"),
+                            step_body("mine"))
+        execution_id = first.events[0]["executionId"]
+        cursor = step_body(None, step_index=0, execution_id=execution_id)
+        check_error(beta.post(flow_path("hello", "step", "beta", "app"), json=cursor),
+                    404, "RUN_NOT_FOUND")
+        for route in (f"runs/{execution_id}/trace", f"runs/{execution_id}"):
+            check_error(beta.get(flow_path("hello", route, "beta", "app")), 404)
