@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from noukai_core import _async_driver as driver
@@ -80,8 +81,13 @@ class AsyncFlow(FlowBase):
     def _resumable(self, outcome: ExecuteOutcome, call: ExecuteCall) -> ExecuteOutcome:
         if isinstance(outcome, PausedResult):
 
-            async def resume(paused: PausedResult, results: list[dict[str, Any]]) -> ExecuteOutcome:
-                nxt = await driver.drive(resume_protocol(call, paused, results), self._transport)
+            async def resume(
+                paused: PausedResult, results: list[dict[str, Any]], timeout: float | None
+            ) -> ExecuteOutcome:
+                this_call = call if timeout is None else replace(call, timeout=timeout)
+                nxt = await driver.drive(
+                    resume_protocol(this_call, paused, results), self._transport
+                )
                 return self._resumable(nxt, call)
 
             outcome._async_resumer = resume

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from noukai_core import _sync_driver as driver
@@ -77,8 +78,11 @@ class Flow(FlowBase):
     def _resumable(self, outcome: ExecuteOutcome, call: ExecuteCall) -> ExecuteOutcome:
         if isinstance(outcome, PausedResult):
 
-            def resume(paused: PausedResult, results: list[dict[str, Any]]) -> ExecuteOutcome:
-                nxt = driver.drive(resume_protocol(call, paused, results), self._transport)
+            def resume(
+                paused: PausedResult, results: list[dict[str, Any]], timeout: float | None
+            ) -> ExecuteOutcome:
+                this_call = call if timeout is None else replace(call, timeout=timeout)
+                nxt = driver.drive(resume_protocol(this_call, paused, results), self._transport)
                 return self._resumable(nxt, call)
 
             outcome._sync_resumer = resume

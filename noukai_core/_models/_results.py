@@ -40,8 +40,10 @@ class ExecuteResult(WireModel):
 
 
 ExecuteOutcome = Union[ExecuteResult, "PausedResult"]
-SyncResumer = Callable[["PausedResult", list[dict[str, Any]]], ExecuteOutcome]
-AsyncResumer = Callable[["PausedResult", list[dict[str, Any]]], Awaitable[ExecuteOutcome]]
+SyncResumer = Callable[["PausedResult", list[dict[str, Any]], "float | None"], ExecuteOutcome]
+AsyncResumer = Callable[
+    ["PausedResult", list[dict[str, Any]], "float | None"], Awaitable[ExecuteOutcome]
+]
 
 
 class PausedResult(WireModel):
@@ -63,7 +65,9 @@ class PausedResult(WireModel):
     _sync_resumer: SyncResumer | None = PrivateAttr(default=None)
     _async_resumer: AsyncResumer | None = PrivateAttr(default=None)
 
-    def resume(self, *, tool_results: list[dict[str, Any]]) -> Awaitable[ExecuteOutcome]:
+    def resume(
+        self, *, tool_results: list[dict[str, Any]], timeout: float | None = None
+    ) -> Awaitable[ExecuteOutcome]:
         """Send tool results for a result from `AsyncNoukai`: `await result.resume(...)`.
 
         A plain method returning an awaitable, so calling it on a result from
@@ -74,13 +78,15 @@ class PausedResult(WireModel):
                 "this PausedResult came from the sync client Noukai: "
                 "call result.resume_sync(tool_results=...)"
             )
-        return self._async_resumer(self, list(tool_results))
+        return self._async_resumer(self, list(tool_results), timeout)
 
-    def resume_sync(self, *, tool_results: list[dict[str, Any]]) -> ExecuteOutcome:
+    def resume_sync(
+        self, *, tool_results: list[dict[str, Any]], timeout: float | None = None
+    ) -> ExecuteOutcome:
         """Send tool results for a result from `Noukai`; returns the next outcome."""
         if self._sync_resumer is None:
             raise TypeError(
                 "this PausedResult came from AsyncNoukai: "
                 "call `await result.resume(tool_results=...)`"
             )
-        return self._sync_resumer(self, list(tool_results))
+        return self._sync_resumer(self, list(tool_results), timeout)

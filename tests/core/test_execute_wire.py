@@ -261,3 +261,13 @@ def test_step_trace_query_parameters(scripted_server: Any) -> None:
         scripted_server.requests[0].path == "/seq/o/p/f/runs/E/steps/s/trace?attempt=2&loop_index=0"
     )
     assert scripted_server.requests[1].path == "/seq/o/p/f/runs/E/steps/s/trace?attempt=all"
+
+
+def test_resume_takes_a_per_call_timeout(scripted_server: Any) -> None:
+    scripted_server.responders = [*replies(PAUSED), lambda request, conn: conn.stall()]
+    with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url, timeout=30) as c:
+        result = c.flow("o/p/f").execute(message="x", tools=[{"type": "function"}])
+        assert isinstance(result, nk.PausedResult)
+        with pytest.raises(nk.APITimeoutError):
+            result.resume_sync(tool_results=handler(result.tool_calls), timeout=0.2)
+    assert len(scripted_server.posts()) == 2
