@@ -389,6 +389,7 @@ def check_body_style(request: Recorded) -> dict[str, Any]:
         (None, FLOW),
         ("production", FLOW),
         ("draft", f"{FLOW}/v0"),
+        (0, f"{FLOW}/v0"),
         (3, f"{FLOW}/v3"),
     ],
 )
