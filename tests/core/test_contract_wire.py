@@ -36,6 +36,11 @@ from noukai_core import (
     NoukaiError,
     PermissionDeniedError,
     RateLimitError,
+    ReplayForbiddenError,
+    ReplayInvalidSessionError,
+    ReplayNoSnapshotsError,
+    ReplaySessionExpiredError,
+    ReplaySessionNotFoundError,
     ToolCallLimitError,
     replay_scope_sync,
     trace_scope_sync,
@@ -163,6 +168,14 @@ def _variant(request: Recorded, path: str, earlier: int) -> Answer | None:
     ends a stream without a terminal frame; `late` hides a job for two polls;
     `loop` pauses for tools on every call. `earlier` counts earlier requests.
     """
+    coded = re.fullmatch(r"/api/v1/seq/sessions/00000000-0000-4000-8000-000000000(\d{3})", path)
+    if coded and coded.group(1) == "299":  # a session recorded without snapshots
+        execution = {"executionId": EXEC_ID, "slug": "hello", "triggerType": "execute",
+                     "status": "completed", "snapshotsAvailable": False, "steps": []}
+        return _json(200, {"sessionId": path.rsplit("/", 1)[1], "executions": [execution]})
+    if coded:
+        status = int(coded.group(1))
+        return _json(status, {"detail": {"code": f"CODE_{status}", "message": "session"}})
     match = re.match(r"/api/v1/seq/err(\d+|str)/", path)
     if match and match.group(1) == "str":
         return _json(400, {"detail": "plain text problem"})
@@ -840,3 +853,38 @@ def test_bad_key_and_bad_session_id_fail_before_any_request(fake: FakeNoukai,
             replay_scope_sync(replay_session_id="not-a-uuid", client=client):
         pass
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("suffix,error", [
+    ("400", ReplayInvalidSessionError), ("403", ReplayForbiddenError),
+    ("404", ReplaySessionNotFoundError), ("410", ReplaySessionExpiredError),
+    ("299", ReplayNoSnapshotsError),
+])
+def test_session_fetch_statuses_map_to_replay_errors(
+        fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch, suffix: str,
+        error: type[NoukaiError]) -> None:
+    """§1.5 / §11.2: 400/403/404/410 on E9 become the Replay* errors; a session with
+    `snapshotsAvailable: false` is refused as a whole (no flow call is made)."""
+    monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
+    session_id = f"00000000-0000-4000-8000-000000000{suffix}"
+    with Noukai(KEY, base_url=fake.base_url, org="acme", project="app", max_retries=0) as c, \
+            pytest.raises(error), replay_scope_sync(replay_session_id=session_id, client=c):
+        c.flow("hello").execute("anything")
+    assert {r.path for r in fake.requests} == {f"/api/v1/seq/sessions/{session_id}"}
+
+
+@pytest.mark.parametrize("operation", ["steps", "job", "trace"])
+def test_errors_on_streams_jobs_and_traces_are_typed(client: Noukai, fake: FakeNoukai,
+                                                     operation: str) -> None:
+    """§5.2 / §1.5: a pre-stream JSON error, a job submit error and a trace read error
+    surface as the typed error with code and request id."""
+    flow = client.flow("err404/app/hello")
+    with pytest.raises(FlowNotFoundError) as raised:
+        if operation == "steps":
+            list(flow.steps("hi"))
+        elif operation == "job":
+            flow.execute_async("hi")
+        else:
+            flow.run(EXEC_ID).trace()
+    assert raised.value.code == "CODE_404" and raised.value.request_id
+    assert len(fake.requests) == 1
