@@ -38,6 +38,8 @@ from noukai_core import (
     RateLimitError,
     ReplayForbiddenError,
     ReplayInvalidSessionError,
+    ReplayLeftoverError,
+    ReplayMissError,
     ReplayNoSnapshotsError,
     ReplaySessionExpiredError,
     ReplaySessionNotFoundError,
@@ -67,6 +69,20 @@ TOOLS = [
 PAUSED_MESSAGES = [
     {"role": "user", "content": "Weather in Tokyo?"},
     {"role": "assistant", "content": None, "toolCalls": [CALL]},
+]
+CASSETTE = [
+    {"executionId": "e-1", "flowId": FLOW_ID, "slug": "hello", "triggerType": "execute",
+     "status": "completed", "snapshotsAvailable": True, "traceCaptureMode": "full",
+     "steps": [{"stepId": "a", "outputSnapshot": {"x": 1}},
+               {"stepId": "b", "outputSnapshot": {"y": 2}}]},
+    {"executionId": "e-2", "flowId": FLOW_ID, "slug": "hello", "triggerType": "step",
+     "status": "completed", "snapshotsAvailable": True, "traceCaptureMode": "full",
+     "steps": [{"stepId": "a", "outputSnapshot": {"z": 3}}]},
+    {"executionId": "e-3", "flowId": FLOW_ID, "slug": "other", "triggerType": "execute",
+     "status": "failed", "snapshotsAvailable": True, "traceCaptureMode": "full",
+     "errorAtStep": "s1",
+     "steps": [{"stepId": "s1", "status": "failed", "outputSnapshot": None,
+                "errorSnapshot": {"code": "BOOM", "message": "it broke"}}]},
 ]
 SESSION_HEADER_ALLOWED = re.compile(r"/(execute|step|jobs)$")
 
@@ -169,6 +185,8 @@ def _variant(request: Recorded, path: str, earlier: int) -> Answer | None:
     `loop` pauses for tools on every call. `earlier` counts earlier requests.
     """
     coded = re.fullmatch(r"/api/v1/seq/sessions/00000000-0000-4000-8000-000000000(\d{3})", path)
+    if coded and coded.group(1) == "777":  # a cassette of three runs (§11.4)
+        return _json(200, {"sessionId": path.rsplit("/", 1)[1], "executions": CASSETTE})
     if coded and coded.group(1) == "299":  # a session recorded without snapshots
         execution = {"executionId": EXEC_ID, "slug": "hello", "triggerType": "execute",
                      "status": "completed", "snapshotsAvailable": False, "steps": []}
@@ -888,3 +906,40 @@ def test_errors_on_streams_jobs_and_traces_are_typed(client: Noukai, fake: FakeN
             flow.run(EXEC_ID).trace()
     assert raised.value.code == "CODE_404" and raised.value.request_id
     assert len(fake.requests) == 1
+
+
+def _failure_code(call: Any) -> str | None:
+    """The recorded error's code, however the client reports a failed run: §11.4's
+    FlowExecutionError, or (issue 5 item 3, mirroring the live 200 `failed` reply
+    of §4.4) an ExecuteResult with status "failed" and its `error`."""
+    try:
+        outcome = call()
+    except FlowExecutionError as exc:
+        return exc.code
+    assert outcome.status == "failed" and outcome.result is None, outcome
+    return str(outcome.error.code)
+
+
+def test_replay_serves_calls_by_slug_trigger_and_position(
+        fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch) -> None:
+    """§11.4: execute() gets the last snapshot (or the recorded error), events() the
+    synthesised run; only E9 goes on the wire; a call with no entry is a miss."""
+    monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
+    session_id = "00000000-0000-4000-8000-000000000777"
+    with Noukai(KEY, base_url=fake.base_url, org="acme", project="app") as client:
+        with replay_scope_sync(replay_session_id=session_id, client=client):
+            events = list(client.flow("hello").events("any input"))
+            result = client.flow("hello").execute("different input")
+            replayed_failure = _failure_code(lambda: client.flow("other").execute("x"))
+            with pytest.raises(ReplayMissError):
+                client.flow("hello").execute("one too many")
+        with pytest.raises(ReplayLeftoverError), \
+                replay_scope_sync(replay_session_id=session_id, client=client):
+            client.flow("hello").execute("only one of three")
+    assert result.status == "completed" and result.result == {"y": 2}
+    assert result.execution_id == "e-1"
+    assert [e.event_type for e in events] == [
+        "run_started", "step_started", "step_completed", "flow_completed"]
+    assert events[2].output == {"z": 3} and events[-1].result == {"z": 3}
+    assert replayed_failure == "BOOM"
+    assert {r.path for r in fake.requests} == {f"/api/v1/seq/sessions/{session_id}"}
