@@ -74,7 +74,7 @@ CASSETTE = [
     {"executionId": "e-1", "flowId": FLOW_ID, "slug": "hello", "triggerType": "execute",
      "status": "completed", "snapshotsAvailable": True, "traceCaptureMode": "full",
      "steps": [{"stepId": "a", "outputSnapshot": {"x": 1}},
-               {"stepId": "b", "outputSnapshot": {"y": 2}}]},
+               {"stepId": "b", "outputSnapshot": {"y": 2, "__rendered_prompt__": "P"}}]},
     {"executionId": "e-2", "flowId": FLOW_ID, "slug": "hello", "triggerType": "step",
      "status": "completed", "snapshotsAvailable": True, "traceCaptureMode": "full",
      "steps": [{"stepId": "a", "outputSnapshot": {"z": 3}}]},
@@ -936,8 +936,9 @@ def test_replay_serves_calls_by_slug_trigger_and_position(
         with pytest.raises(ReplayLeftoverError), \
                 replay_scope_sync(replay_session_id=session_id, client=client):
             client.flow("hello").execute("only one of three")
+    # §11.2: the reserved sidecar key is stripped (SDK >= 0.3.0); blockCount = steps.
     assert result.status == "completed" and result.result == {"y": 2}
-    assert result.execution_id == "e-1"
+    assert result.execution_id == "e-1" and result.block_count == 2
     assert [e.event_type for e in events] == [
         "run_started", "step_started", "step_completed", "flow_completed"]
     assert events[2].output == {"z": 3} and events[-1].result == {"z": 3}
