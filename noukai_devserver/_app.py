@@ -53,6 +53,7 @@ class ServerOptions:
     iteration_cap: int = 20
     rerun_limit: int = 20
     snapshot_limit: int = 256 * 1024
+    openai_base_url: str | None = None
 
 
 @dataclass
@@ -81,7 +82,8 @@ class ServerState:
         self.engine = Engine(self.runs, self.balances, EngineOptions(
             slow_seconds=self.options.slow_seconds, stream_delay=self.options.stream_delay,
             snapshot_limit=self.options.snapshot_limit,
-            iteration_cap=self.options.iteration_cap))
+            iteration_cap=self.options.iteration_cap,
+            openai_base_url=self.options.openai_base_url))
         self.driver = Driver(self.runs, self.engine)
         self.jobs = JobQueue(self.driver, self.runs, self.options.job_workers)
         self.limiter = RateLimiter(self.options.rate_limit_window)

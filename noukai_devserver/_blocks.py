@@ -22,6 +22,7 @@ class EngineOptions:
     stream_delay: float = 0.05
     snapshot_limit: int = 256 * 1024
     iteration_cap: int = 20
+    openai_base_url: str | None = None
 
 
 @dataclass

@@ -25,6 +25,8 @@ from ._blocks import BlockFailed, EngineOptions, Resume, Usage, apply_overrides
 from ._capture import as_context, snapshot
 from ._flows import Block, render
 from ._models import SLOW_MODELS, ModelFailure, ModelRequest, complete, cost_usd, money
+from ._provider import PREFIX as PROVIDER_PREFIX
+from ._provider import OpenAICompatible
 from ._runs import Balances, Runs, RunState, utc_now
 
 
@@ -33,6 +35,7 @@ class Engine:
         self.runs = runs
         self.balances = balances
         self.options = options
+        self.provider = OpenAICompatible(options.openai_base_url)
 
     # -- helpers -------------------------------------------------------------
     def emit(self, run: RunState, payload: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +103,8 @@ class Engine:
             tool_choice=run.inputs.get("toolChoice"), attempt=attempt,
             fail_times=block.fail_times, id_seed=f"{run.id}:{block.id}",
         )
+        if block.model.startswith(PROVIDER_PREFIX):
+            return await self.provider.complete(request)
         return complete(request)
 
     def _conversation(self, run: RunState, prompt: str) -> list[dict[str, Any]]:
