@@ -152,7 +152,7 @@ def _step_reply(body: dict[str, Any]) -> bytes:
                     iterationsUsed=1,
                     toolCallMessages=PAUSED_MESSAGES,
                     toolCalls=[CALL],
-                    accumulatedOutputs={"a": _output("a")},
+                    accumulatedOutputs={"a": _output("a"), "server-side": {"k": 1}},
                 )
             )
             return _sse(*frames)
@@ -681,7 +681,8 @@ def test_step_tool_resume_body(fake: FakeNoukai) -> None:
     assert resume["executionId"] == EXEC_ID and resume["iterationsUsed"] == 1
     assert resume["toolCallMessages"][:2] == PAUSED_MESSAGES
     assert len(resume["toolCallMessages"]) == 3 and resume["tools"] == TOOLS
-    assert resume["accumulatedOutputs"] == {"a": _output("a")}
+    # §6.3: the pause frame's accumulatedOutputs are merged into the cursor.
+    assert resume["accumulatedOutputs"] == {"a": _output("a"), "server-side": {"k": 1}}
     assert "message" not in resume and "pausedAtStep" not in resume
     assert all(b["tools"] == TOOLS and b["toolChoice"] == "auto" for b in bodies)
     assert "toolCallMessages" not in bodies[3] and bodies[3]["iterationsUsed"] == 0
