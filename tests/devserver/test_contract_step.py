@@ -66,8 +66,9 @@ def drive(client: httpx.Client, slug: str, message: str | None,
         else:
             body = step_body(None, step_index=completed, execution_id=execution_id,
                              outputs=dict(outputs), run_remaining=run_remaining)
-            if ts_nulls:
-                body["message"] = None
+            if ts_nulls:  # §1.4: the TS SDK sends these as explicit nulls
+                body.update(message=None, toolCallMessages=None, attachments=None,
+                            tools=None, toolChoice=None, blockOverrides=None)
         reply = _step(client, slug, body)
         replies.append(reply)
         _check_ends_at_terminal(reply)
