@@ -335,3 +335,13 @@ def test_tool_block_after_another_block(late_tools: DevServer) -> None:
     check_paused(body)
     assert body["pausedAtStep"] == "weather" and list(body["accumulatedOutputs"]) == ["prep"]
     assert tool_locations(body["toolCalls"]) == ["Oslo"]
+
+
+@pytest.mark.parametrize("text", ["", "What is the weather in Madrid?", "error: 500"])
+def test_any_tool_result_text_finishes_the_block(client: httpx.Client, text: str) -> None:
+    """Item 24: finish after the results, whatever they say (a place named in a tool
+    result is not the caller's question)."""
+    paused = _pause(client, "What is the weather in Accra?")
+    body = resume_body(paused, lambda i: {"role": "tool", "toolCallId": i, "content": text})
+    done = client.post(flow_path("tools-enabled", "execute"), json=body)
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
