@@ -345,3 +345,17 @@ def test_any_tool_result_text_finishes_the_block(client: httpx.Client, text: str
     body = resume_body(paused, lambda i: {"role": "tool", "toolCallId": i, "content": text})
     done = client.post(flow_path("tools-enabled", "execute"), json=body)
     assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+
+
+def test_resuming_a_finished_run_is_refused(client: httpx.Client) -> None:
+    """§8.1: an executionId that is no longer paused: 400 EXECUTION_ID_INVALID
+    (404 RUN_NOT_FOUND acceptable); the finished run is not re-run."""
+    paused = _pause(client, "What is the weather in Hanoi?")
+    body = resume_body(paused, SHAPES["camel-role-content"])
+    path = flow_path("tools-enabled", "execute")
+    assert client.post(path, json=body).json()["status"] == "completed"
+    again = client.post(path, json=body)
+    if again.status_code == 404:
+        check_error(again, 404, "RUN_NOT_FOUND")
+    else:
+        check_error(again, 400, "EXECUTION_ID_INVALID")
