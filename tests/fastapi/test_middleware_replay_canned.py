@@ -8,9 +8,8 @@ request, so "served from the cassette" is observable.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -42,12 +41,8 @@ def recorded_session(slugs: list[str], *, snapshots: bool = True) -> dict[str, A
 
 
 @pytest.fixture
-def replay_on() -> Iterator[None]:
-    os.environ["NOUKAI_REPLAY_ENABLED"] = "true"
-    try:
-        yield
-    finally:
-        del os.environ["NOUKAI_REPLAY_ENABLED"]
+def replay_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
 
 
 def make_app(upstream: Any, calls: int = 1, *, pass_client: bool = True) -> FastAPI:
