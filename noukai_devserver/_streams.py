@@ -48,6 +48,7 @@ def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]]
 
     async def body() -> AsyncIterator[bytes]:
         task = asyncio.create_task(produce())
+        task.add_done_callback(lambda t: _cancelled_before_start(state, run, t))
         state.streams.add(queue)
         if state.shutting_down:  # shutdown began between the route and this body
             queue.put_nowait(SHUTDOWN)
@@ -82,6 +83,14 @@ def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]]
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={**SSE_HEADERS, **headers})
+
+
+def _cancelled_before_start(state: ServerState, run: RunState,
+                            task: asyncio.Task[None]) -> None:
+    """A producer cancelled before its first step leaves the run `active`: close it."""
+    if task.cancelled() and run.state == "active":
+        state.driver.cancel(run, run.last_index or 0, "CANCELLED",
+                            "run cancelled: the client disconnected")
 
 
 def live_trace_stream(state: ServerState, run: RunState,
