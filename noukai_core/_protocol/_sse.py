@@ -101,10 +101,12 @@ class SSEDecoder:
             return events
         self._buffer = bytearray(chunk[end + 1 :])
         for line in chunk[:end].decode("utf-8", "replace").split("\n"):
+            # One slice per line: payloads can be large, and each slice is a copy.
             if line.startswith("data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value.startswith(" ") else value)
+                self._data.append(line[6:] if line.startswith("data: ") else line[5:])
                 self._has_data = True
+            elif line.startswith("event:"):
+                self._event = line[7:] if line.startswith("event: ") else line[6:]
             elif not line:
                 event = self._dispatch()
                 if event is not None:
