@@ -8,6 +8,7 @@ docstrings). Nothing here reads the server's code or internals.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import uuid
@@ -71,8 +72,10 @@ def test_bad_key_is_401_even_for_unknown_org_project_slug(
     with httpx.Client(base_url=noukai_devserver.base_url, headers=headers, timeout=30) as c:
         for org, project, slug in (("nope", "nope", "nope"), ("local", "demo", "hello-world")):
             response = _send(c, method, _route(org, project, slug, route))
-            check_error(response, 401)
-            assert response.headers.get("www-authenticate", "").startswith("Bearer")
+            check_error(response, 401, "UNAUTHENTICATED")
+            # §1.3 recommended form; stored verbatim by the SDK.
+            assert re.fullmatch(r'Bearer error="invalid_token", error_description="[^"]+"',
+                                response.headers.get("www-authenticate", ""))
 
 
 def test_bad_key_is_401_on_session_fetch(noukai_devserver: DevServer) -> None:
