@@ -33,6 +33,7 @@ async def execute(body: dict) -> dict:
             "executionId": "x", "flowId": "y", "blockCount": 1}
 
 sock = socket.socket()
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the dev server does
 sock.bind(("127.0.0.1", 0))
 sock.listen(2048)
 print(f"serving http://127.0.0.1:{sock.getsockname()[1]}/api/v1", flush=True)
