@@ -84,6 +84,8 @@ CASSETTE = [
      "steps": [{"stepId": "s1", "status": "failed", "outputSnapshot": None,
                 "errorSnapshot": {"code": "BOOM", "message": "it broke"}}]},
 ]
+# §1.2: informational, but in the Python SDK's documented shape.
+USER_AGENT = r"noukai-python/\S+ \(httpx/\S+; python/\d+\.\d+\.\d+; [^)]+\)"
 SESSION_HEADER_ALLOWED = re.compile(r"/(execute|step|jobs)$")
 
 
@@ -395,6 +397,7 @@ def check_headers(request: Recorded, session_id: str | None = None) -> None:
     else:
         assert not request.body and "content-type" not in headers
     assert "x-request-id" not in headers and "cookie" not in headers
+    assert re.fullmatch(USER_AGENT, headers["user-agent"]), headers["user-agent"]
     assert headers.get("x-session-id") == session_id, (request.path, headers)
     if session_id is not None:
         assert SESSION_HEADER_ALLOWED.search(request.path), request.path
