@@ -50,6 +50,7 @@ class Frame:
     event: str | None
     data: dict[str, Any] | None
     comments: tuple[str, ...]
+    id: str | None = None
 
 
 def _compact_forms(value: Any) -> set[str]:
@@ -61,6 +62,7 @@ def _parse_frame(block: str) -> Frame:
     if not block:
         raise FramingError("empty frame (more than one blank line between frames)")
     event: str | None = None
+    frame_id: str | None = None
     data_lines: list[str] = []
     comments: list[str] = []
     for line in block.split("\n"):
@@ -72,14 +74,16 @@ def _parse_frame(block: str) -> Frame:
             event = line[len("event:"):].strip()
         elif line.startswith("data:"):
             data_lines.append(line[len("data:"):].lstrip(" "))
-        elif line.startswith(("id:", "retry:")):
+        elif line.startswith("id:"):
+            frame_id = line[len("id:"):].strip()
+        elif line.startswith("retry:"):
             continue
         else:
             raise FramingError(f"line that is no SSE field: {line!r}")
     if not data_lines:
         if event is not None:
             raise FramingError(f"event: {event} without a data: line")
-        return Frame(None, None, tuple(comments))
+        return Frame(None, None, tuple(comments), frame_id)
     if len(data_lines) != 1:
         raise FramingError(f"payload split over {len(data_lines)} data: lines (§6.1 rule 6)")
     text = data_lines[0]
@@ -97,7 +101,7 @@ def _parse_frame(block: str) -> Frame:
         raise FramingError(f"event: {event!r} but eventType {payload.get('eventType')!r}")
     if event not in PARSED_TYPES | DROP_SAFE_TYPES:
         raise FramingError(f"event type outside the §6.2 vocabulary: {event!r}")
-    return Frame(event, payload, tuple(comments))
+    return Frame(event, payload, tuple(comments), frame_id)
 
 
 def parse_stream(raw: bytes) -> list[Frame]:

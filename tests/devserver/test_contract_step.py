@@ -387,3 +387,17 @@ def test_stream_headers_forbid_caching_and_compression(client: httpx.Client) -> 
         assert headers.get("x-accel-buffering") == "no"
         assert "content-encoding" not in headers
     assert "gzip" in first.response.request.headers.get("accept-encoding", "")
+
+
+def test_trace_stream_resumes_after_last_event_id(client: httpx.Client) -> None:
+    """§10.3: a client may reconnect with Last-Event-ID: it gets exactly the rest."""
+    done = client.post(flow_path("two-step", "execute"), json=execute_body("resume")).json()
+    full = _trace_stream(client, "two-step", done["executionId"])
+    framed = [f for f in full.frames if f.data is not None]
+    assert all(f.id for f in framed), "replayed frames carry ids to resume from"
+    cut = 2
+    rest = read_stream(client, "GET",
+                       flow_path("two-step", f"runs/{done['executionId']}/trace/stream"),
+                       headers={"Last-Event-ID": str(framed[cut].id)})
+    assert rest.response.status_code == 200
+    assert rest.events == [f.data for f in framed[cut + 1:]]
