@@ -70,13 +70,15 @@ async def stream_events(
             for event in replayed_events(plan.cassette.take(target.slug, "step")):
                 yield event
             return
-        while (body := stream.next_body()) is not None:
+        while (step_body := stream.next_body()) is not None:
             spec = step_spec(
-                target, version_path, body, session_id=plan.session_id, timeout=timeout
+                target, version_path, step_body, session_id=plan.session_id, timeout=timeout
             )
+            request_id: str | None = None
             try:
-                async with transport.stream(spec) as chunks:
-                    async for chunk in chunks:
+                async with transport.stream(spec) as body:
+                    request_id = body.request_id
+                    async for chunk in body.chunks:
                         for event in stream.feed(chunk):
                             if isinstance(event, ToolCallsRequired) and handler is not None:
                                 stream.resume(await call_handler(handler, event.tool_calls))
@@ -86,7 +88,7 @@ async def stream_events(
             except APIConnectionError as exc:
                 exc.execution_id = exc.execution_id or stream.execution_id
                 raise
-            stream.stream_ended()
+            stream.stream_ended(request_id)
 
 
 async def stream_steps(
@@ -107,8 +109,8 @@ async def live_trace(
     while True:
         state.connect()
         try:
-            async with transport.stream(state.spec(timeout)) as chunks:
-                async for chunk in chunks:
+            async with transport.stream(state.spec(timeout)) as body:
+                async for chunk in body.chunks:
                     for event in state.feed(chunk):
                         yield event
                     if state.finished:

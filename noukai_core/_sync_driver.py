@@ -79,13 +79,15 @@ def stream_events(
             drive(ensure_loaded(plan.cassette, timeout), transport)
             yield from replayed_events(plan.cassette.take(target.slug, "step"))
             return
-        while (body := stream.next_body()) is not None:
+        while (step_body := stream.next_body()) is not None:
             spec = step_spec(
-                target, version_path, body, session_id=plan.session_id, timeout=timeout
+                target, version_path, step_body, session_id=plan.session_id, timeout=timeout
             )
+            request_id: str | None = None
             try:
-                with transport.stream(spec) as chunks:
-                    for chunk in chunks:
+                with transport.stream(spec) as body:
+                    request_id = body.request_id
+                    for chunk in body.chunks:
                         for event in stream.feed(chunk):
                             if isinstance(event, ToolCallsRequired) and handler is not None:
                                 stream.resume(call_handler(handler, event.tool_calls))
@@ -95,7 +97,7 @@ def stream_events(
             except APIConnectionError as exc:
                 exc.execution_id = exc.execution_id or stream.execution_id
                 raise
-            stream.stream_ended()
+            stream.stream_ended(request_id)
 
 
 def stream_steps(events: Iterator[StreamEvent], has_tool_handler: bool) -> Iterator[StepCompleted]:
@@ -112,8 +114,8 @@ def live_trace(
     while True:
         state.connect()
         try:
-            with transport.stream(state.spec(timeout)) as chunks:
-                for chunk in chunks:
+            with transport.stream(state.spec(timeout)) as body:
+                for chunk in body.chunks:
                     yield from state.feed(chunk)
                     if state.finished:
                         return

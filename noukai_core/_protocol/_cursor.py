@@ -193,13 +193,14 @@ class StepStream:
         self._rounds += 1
         self._resumed = True
 
-    def stream_ended(self) -> None:
+    def stream_ended(self, request_id: str | None = None) -> None:
         """The HTTP stream closed; without a terminal frame that is a lost run."""
         if not self.stream_done:
             raise APIConnectionError(
                 "the event stream ended before a terminal frame; the run was not re-sent",
                 code="STREAM_INCOMPLETE",
                 execution_id=self.execution_id,
+                request_id=request_id,
             )
 
 

@@ -14,6 +14,7 @@ from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._common import (
     Logger,
     RequestBuilder,
+    StreamBody,
     TransportSettings,
     classify,
     connection_error,
@@ -86,7 +87,7 @@ class AsyncTransport:
         return raw
 
     @asynccontextmanager
-    async def stream(self, spec: RequestSpec) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(self, spec: RequestSpec) -> AsyncIterator[StreamBody[AsyncIterator[bytes]]]:
         """Open a streamed response; yields its byte chunks; always closes it."""
         response, attempt = await self._open(spec, stream=True)
         try:
@@ -103,17 +104,20 @@ class AsyncTransport:
             self._log.response(
                 spec, attempt, response.status_code, headers.get("x-request-id"), None
             )
-            yield self._chunks(response, spec)
+            request_id = headers.get("x-request-id") or None
+            yield StreamBody(self._chunks(response, spec, request_id), request_id)
         finally:
             await response.aclose()
 
     @staticmethod
-    async def _chunks(response: httpx.Response, spec: RequestSpec) -> AsyncIterator[bytes]:
+    async def _chunks(
+        response: httpx.Response, spec: RequestSpec, request_id: str | None
+    ) -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_bytes():
                 yield chunk
         except httpx.TransportError as exc:
-            raise stream_error(exc, spec) from None
+            raise stream_error(exc, spec, request_id) from None
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -7,7 +7,7 @@ import logging
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -121,14 +121,28 @@ def connection_error(exc: httpx.TransportError, spec: RequestSpec) -> NoukaiErro
     )
 
 
-def stream_error(exc: httpx.TransportError, spec: RequestSpec) -> NoukaiError:
+def stream_error(
+    exc: httpx.TransportError, spec: RequestSpec, request_id: str | None
+) -> NoukaiError:
     kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
     return kind(
         f"the stream of {spec.method} {spec.path} broke off ({type(exc).__name__}); "
         "it is not re-sent",
         code="TIMEOUT" if kind is APITimeoutError else "STREAM_INTERRUPTED",
+        request_id=request_id,
         idempotency_key=spec.idempotency_key,
     )
+
+
+ChunksT = TypeVar("ChunksT")
+
+
+@dataclass(frozen=True)
+class StreamBody(Generic[ChunksT]):
+    """An open streamed response: its byte chunks, and its request id for errors."""
+
+    chunks: ChunksT
+    request_id: str | None
 
 
 def _body_for_log(content: bytes) -> Any:

@@ -14,6 +14,7 @@ from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._common import (
     Logger,
     RequestBuilder,
+    StreamBody,
     TransportSettings,
     classify,
     connection_error,
@@ -86,7 +87,7 @@ class SyncTransport:
         return raw
 
     @contextmanager
-    def stream(self, spec: RequestSpec) -> Iterator[Iterator[bytes]]:
+    def stream(self, spec: RequestSpec) -> Iterator[StreamBody[Iterator[bytes]]]:
         """Open a streamed response; yields its byte chunks; always closes it."""
         response, attempt = self._open(spec, stream=True)
         try:
@@ -103,16 +104,19 @@ class SyncTransport:
             self._log.response(
                 spec, attempt, response.status_code, headers.get("x-request-id"), None
             )
-            yield self._chunks(response, spec)
+            request_id = headers.get("x-request-id") or None
+            yield StreamBody(self._chunks(response, spec, request_id), request_id)
         finally:
             response.close()
 
     @staticmethod
-    def _chunks(response: httpx.Response, spec: RequestSpec) -> Iterator[bytes]:
+    def _chunks(
+        response: httpx.Response, spec: RequestSpec, request_id: str | None
+    ) -> Iterator[bytes]:
         try:
             yield from response.iter_bytes()
         except httpx.TransportError as exc:
-            raise stream_error(exc, spec) from None
+            raise stream_error(exc, spec, request_id) from None
 
     def close(self) -> None:
         if self._owns_client:

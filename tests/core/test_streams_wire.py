@@ -92,7 +92,7 @@ def test_reset_mid_stream_is_a_connection_error_and_no_second_post(
     scripted_server.responders = [streaming(part, then="reset")]
     with client(scripted_server, max_retries=3) as c, pytest.raises(nk.APIConnectionError) as info:
         list(c.flow("o/p/f").events(message="hi"))
-    assert info.value.execution_id == "E"
+    assert info.value.execution_id == "E" and info.value.request_id == "req_stream"
     assert len(scripted_server.posts()) == 1
 
 
@@ -105,6 +105,7 @@ def test_stream_ending_without_terminal_frame_is_never_reposted(
         for event in c.flow("o/p/f").events(message="hi"):
             seen.append(event.type)
     assert seen == ["run_started"] and info.value.execution_id == "E"
+    assert info.value.code == "STREAM_INCOMPLETE" and info.value.request_id == "req_stream"
     assert len(scripted_server.posts()) == 1
 
 
