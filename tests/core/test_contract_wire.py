@@ -71,18 +71,47 @@ PAUSED_MESSAGES = [
     {"role": "assistant", "content": None, "toolCalls": [CALL]},
 ]
 CASSETTE = [
-    {"executionId": "e-1", "flowId": FLOW_ID, "slug": "hello", "triggerType": "execute",
-     "status": "completed", "snapshotsAvailable": True, "traceCaptureMode": "full",
-     "steps": [{"stepId": "a", "outputSnapshot": {"x": 1}},
-               {"stepId": "b", "outputSnapshot": {"y": 2, "__rendered_prompt__": "P"}}]},
-    {"executionId": "e-2", "flowId": FLOW_ID, "slug": "hello", "triggerType": "step",
-     "status": "completed", "snapshotsAvailable": True, "traceCaptureMode": "full",
-     "steps": [{"stepId": "a", "outputSnapshot": {"z": 3}}]},
-    {"executionId": "e-3", "flowId": FLOW_ID, "slug": "other", "triggerType": "execute",
-     "status": "failed", "snapshotsAvailable": True, "traceCaptureMode": "full",
-     "errorAtStep": "s1",
-     "steps": [{"stepId": "s1", "status": "failed", "outputSnapshot": None,
-                "errorSnapshot": {"code": "BOOM", "message": "it broke"}}]},
+    {
+        "executionId": "e-1",
+        "flowId": FLOW_ID,
+        "slug": "hello",
+        "triggerType": "execute",
+        "status": "completed",
+        "snapshotsAvailable": True,
+        "traceCaptureMode": "full",
+        "steps": [
+            {"stepId": "a", "outputSnapshot": {"x": 1}},
+            {"stepId": "b", "outputSnapshot": {"y": 2, "__rendered_prompt__": "P"}},
+        ],
+    },
+    {
+        "executionId": "e-2",
+        "flowId": FLOW_ID,
+        "slug": "hello",
+        "triggerType": "step",
+        "status": "completed",
+        "snapshotsAvailable": True,
+        "traceCaptureMode": "full",
+        "steps": [{"stepId": "a", "outputSnapshot": {"z": 3}}],
+    },
+    {
+        "executionId": "e-3",
+        "flowId": FLOW_ID,
+        "slug": "other",
+        "triggerType": "execute",
+        "status": "failed",
+        "snapshotsAvailable": True,
+        "traceCaptureMode": "full",
+        "errorAtStep": "s1",
+        "steps": [
+            {
+                "stepId": "s1",
+                "status": "failed",
+                "outputSnapshot": None,
+                "errorSnapshot": {"code": "BOOM", "message": "it broke"},
+            }
+        ],
+    },
 ]
 # §1.2: informational, but in the Python SDK's documented shape.
 USER_AGENT = r"noukai-python/\S+ \(httpx/\S+; python/\d+\.\d+\.\d+; [^)]+\)"
@@ -190,8 +219,14 @@ def _variant(request: Recorded, path: str, earlier: int) -> Answer | None:
     if coded and coded.group(1) == "777":  # a cassette of three runs (§11.4)
         return _json(200, {"sessionId": path.rsplit("/", 1)[1], "executions": CASSETTE})
     if coded and coded.group(1) == "299":  # a session recorded without snapshots
-        execution = {"executionId": EXEC_ID, "slug": "hello", "triggerType": "execute",
-                     "status": "completed", "snapshotsAvailable": False, "steps": []}
+        execution = {
+            "executionId": EXEC_ID,
+            "slug": "hello",
+            "triggerType": "execute",
+            "status": "completed",
+            "snapshotsAvailable": False,
+            "steps": [],
+        }
         return _json(200, {"sessionId": path.rsplit("/", 1)[1], "executions": [execution]})
     if coded:
         status = int(coded.group(1))
@@ -207,35 +242,50 @@ def _variant(request: Recorded, path: str, earlier: int) -> Answer | None:
         detail = {"code": f"CODE_{status}", "message": f"status {status}"}
         return _json(status, {"detail": detail}, **extra)
     if "/hosted/" in path and path.endswith("/step"):
-        frames = [_event("run_started", flowId=FLOW_ID, stepCount=3), *_run_block(0),
-                  {"eventType": "step_progress", "executionId": EXEC_ID, "stepId": "x"},
-                  _event("step_paused", stepIndex=0)]
+        frames = [
+            _event("run_started", flowId=FLOW_ID, stepCount=3),
+            *_run_block(0),
+            {"eventType": "step_progress", "executionId": EXEC_ID, "stepId": "x"},
+            _event("step_paused", stepIndex=0),
+        ]
         if request.json.get("executionId") is not None:
-            frames = [*_run_block(request.json["stepIndex"]),
-                      _event("flow_completed", result=_output("b"))]
+            frames = [
+                *_run_block(request.json["stepIndex"]),
+                _event("flow_completed", result=_output("b")),
+            ]
         return 200, "text/event-stream", b": hi\n\n" + _sse(*frames), {}
     if "/legacy/" in path and path.endswith("/step"):
         started = json.dumps(_event("flow_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=1))
-        done, = [e for e in _run_block(0) if e["eventType"] == "step_completed"]
+        (done,) = [e for e in _run_block(0) if e["eventType"] == "step_completed"]
         multi = "".join(f"data: {line}\n" for line in json.dumps(done, indent=1).split("\n"))
         end = json.dumps(_event("flow_completed", runId=EXEC_ID, result=_output("a")))
-        body = (f"id: 1\nretry: 1000\ndata:{started}\n\n"  # no event: line, no space
-                f"event: step_completed\n{multi}\n"  # JSON over several data: lines
-                f"event: flow_completed\ndata: {end}\n\n")
+        body = (
+            f"id: 1\nretry: 1000\ndata:{started}\n\n"  # no event: line, no space
+            f"event: step_completed\n{multi}\n"  # JSON over several data: lines
+            f"event: flow_completed\ndata: {end}\n\n"
+        )
         return 200, "text/event-stream", body.encode(), {}
     if "/noterm/" in path and path.endswith("/step"):
-        frames = [_event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=3),
-                  *_run_block(0)]
+        frames = [_event("run_started", runId=EXEC_ID, flowId=FLOW_ID, stepCount=3), *_run_block(0)]
         return 200, "text/event-stream", _sse(*frames), {}
     if "/late/" in path and "/jobs/" in path and earlier < 3:
         return _json(404, {"detail": {"code": "JOB_NOT_FOUND", "message": "not yet"}})
     if "/loop/" in path and path.endswith("/execute"):
         call = {**CALL, "id": f"call_{earlier}"}
-        return _json(200, {
-            "status": "tool_calls_required", "executionId": EXEC_ID, "pausedAtStep": "weather",
-            "iterationsUsed": earlier + 1, "toolCallMessages": PAUSED_MESSAGES,
-            "toolCalls": [call], "accumulatedOutputs": {}, "flowId": FLOW_ID,
-            "blockCount": 1})
+        return _json(
+            200,
+            {
+                "status": "tool_calls_required",
+                "executionId": EXEC_ID,
+                "pausedAtStep": "weather",
+                "iterationsUsed": earlier + 1,
+                "toolCallMessages": PAUSED_MESSAGES,
+                "toolCalls": [call],
+                "accumulatedOutputs": {},
+                "flowId": FLOW_ID,
+                "blockCount": 1,
+            },
+        )
     return None
 
 
@@ -356,8 +406,9 @@ class FakeNoukai:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     @property
@@ -484,12 +535,20 @@ def test_async_client_sends_the_same_requests(fake: FakeNoukai) -> None:
     asyncio.run(run())
     execute, submit, poll = fake.requests
     assert (execute.path, submit.path, poll.path) == (
-        f"{FLOW}/v0/execute", f"{FLOW}/v2/jobs", f"{FLOW}/jobs/{EXEC_ID}")
+        f"{FLOW}/v0/execute",
+        f"{FLOW}/v2/jobs",
+        f"{FLOW}/jobs/{EXEC_ID}",
+    )
     check_headers(execute, session_id)
     check_headers(submit, session_id)
     check_headers(poll, None)
-    expected = {"message": "hi", "parameters": {}, "iterationsUsed": 0,
-                "accumulatedOutputs": {}, "trace": False}
+    expected = {
+        "message": "hi",
+        "parameters": {},
+        "iterationsUsed": 0,
+        "accumulatedOutputs": {},
+        "trace": False,
+    }
     assert execute.json == expected and submit.json == expected
 
 
@@ -634,8 +693,15 @@ def test_step_cursor_repeats_overrides_but_not_first_call_inputs(fake: FakeNouka
     blockOverrides, trace and runRemaining on every call."""
     attachment = {"url": "https://example.test/a.png", "mime_type": "image/png"}
     with Noukai(KEY, base_url=fake.base_url, org="acme", project="app") as client:
-        list(client.flow("hello").steps("hi", attachments=[attachment], trace=True,
-                                        parameters={"p": 1}, input_overrides={"b": {"x": 1}}))
+        list(
+            client.flow("hello").steps(
+                "hi",
+                attachments=[attachment],
+                trace=True,
+                parameters={"p": 1},
+                input_overrides={"b": {"x": 1}},
+            )
+        )
     first, *rest = _step_bodies(fake)
     assert first["attachments"] == [attachment] and first["parameters"] == {"p": 1}
     assert len(rest) == 2
@@ -712,7 +778,8 @@ def test_job_submit_and_poll(fake: FakeNoukai) -> None:
     session_id = str(uuid.uuid4())
     with Noukai(KEY, base_url=fake.base_url, session_id=session_id) as client:
         job = client.flow("acme/app/hello").execute_async(
-            "long", trace=True, version=5, block_overrides={"a": {"t": 2}})
+            "long", trace=True, version=5, block_overrides={"a": {"t": 2}}
+        )
         assert job.wait(timeout=10, poll_interval=0.05).status == "completed"
     submit, poll = fake.requests[0], fake.requests[-1]
     assert submit.path == f"{FLOW}/v5/jobs" and poll.path == f"{FLOW}/jobs/{EXEC_ID}"
@@ -796,13 +863,24 @@ def test_post_is_never_retried_get_is_retried_once(client: Noukai, fake: FakeNou
 
 # -- §1.5, §7.1, §7.4, §8.4, §9.2: how the client reads what comes back -------------
 
-@pytest.mark.parametrize("status,error", [
-    (401, AuthenticationError), (402, InsufficientCreditsError), (403, PermissionDeniedError),
-    (404, FlowNotFoundError), (429, RateLimitError), (400, FlowExecutionError),
-    (409, FlowExecutionError), (413, FlowExecutionError), (422, FlowExecutionError),
-])
-def test_error_statuses_map_to_typed_errors(client: Noukai, fake: FakeNoukai, status: int,
-                                            error: type[NoukaiError]) -> None:
+
+@pytest.mark.parametrize(
+    "status,error",
+    [
+        (401, AuthenticationError),
+        (402, InsufficientCreditsError),
+        (403, PermissionDeniedError),
+        (404, FlowNotFoundError),
+        (429, RateLimitError),
+        (400, FlowExecutionError),
+        (409, FlowExecutionError),
+        (413, FlowExecutionError),
+        (422, FlowExecutionError),
+    ],
+)
+def test_error_statuses_map_to_typed_errors(
+    client: Noukai, fake: FakeNoukai, status: int, error: type[NoukaiError]
+) -> None:
     """§1.5: status → class, `.code`/`.request_id`; 401 and 429 headers are kept."""
     with pytest.raises(error) as raised:
         client.flow(f"err{status}/app/hello").execute("hi")
@@ -821,8 +899,7 @@ def test_plain_string_detail_becomes_the_message(client: Noukai) -> None:
     assert "plain text problem" in str(raised.value) and raised.value.code in (None, "")
 
 
-def test_hosted_style_sparse_frames_do_not_stall_steps(client: Noukai,
-                                                       fake: FakeNoukai) -> None:
+def test_hosted_style_sparse_frames_do_not_stall_steps(client: Noukai, fake: FakeNoukai) -> None:
     """§7.4: no runId on run_started, no stepId on step_paused, drop-safe extra types."""
     steps = list(client.flow("acme/hosted/hello").steps("hi"))
     assert [s.step_id for s in steps] == ["a", "b"]
@@ -838,16 +915,14 @@ def test_tolerated_frame_variants_of_section_6_1(client: Noukai) -> None:
     assert events[1].output == _output("a")
 
 
-def test_stream_without_terminal_frame_is_not_reissued(client: Noukai,
-                                                       fake: FakeNoukai) -> None:
+def test_stream_without_terminal_frame_is_not_reissued(client: Noukai, fake: FakeNoukai) -> None:
     """§7.1 rule 5: Python treats an unterminated run as finished: no re-issue loop."""
     with contextlib.suppress(NoukaiError):
         list(client.flow("acme/noterm/hello").steps("hi"))
     assert len(fake.requests) == 1
 
 
-def test_job_404_right_after_submission_counts_as_pending(client: Noukai,
-                                                          fake: FakeNoukai) -> None:
+def test_job_404_right_after_submission_counts_as_pending(client: Noukai, fake: FakeNoukai) -> None:
     """§9.2: a 404 within 5 s of submission is the queue race, not an error."""
     job = client.flow("acme/late/hello").execute_async("hi")
     assert job.wait(timeout=10, poll_interval=0.05).status == "completed"
@@ -857,47 +932,59 @@ def test_job_404_right_after_submission_counts_as_pending(client: Noukai,
 def test_client_round_limit_stops_resuming(client: Noukai, fake: FakeNoukai) -> None:
     """§8.4: max_tool_rounds=1 and a second pause: ToolCallLimitError, nothing sent."""
     with pytest.raises(ToolCallLimitError) as raised:
-        client.flow("acme/loop/hello").execute("Weather?", tools=TOOLS, max_tool_rounds=1,
-                                               tool_handler=_results)
+        client.flow("acme/loop/hello").execute(
+            "Weather?", tools=TOOLS, max_tool_rounds=1, tool_handler=_results
+        )
     assert raised.value.code == "TOOL_CALL_LIMIT_CLIENT"
     assert len(fake.requests) == 2
 
 
-def test_bad_key_and_bad_session_id_fail_before_any_request(fake: FakeNoukai,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_bad_key_and_bad_session_id_fail_before_any_request(
+    fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """§1.2: keys must start with nk_; §1.4: only UUID session ids are fetched."""
     with pytest.raises(AuthenticationError):
         Noukai("sk_not_noukai", base_url=fake.base_url)
     monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
-    with Noukai(KEY, base_url=fake.base_url) as client, \
-            pytest.raises((NoukaiError, ValueError)), \
-            replay_scope_sync(replay_session_id="not-a-uuid", client=client):
+    with (
+        Noukai(KEY, base_url=fake.base_url) as client,
+        pytest.raises((NoukaiError, ValueError)),
+        replay_scope_sync(replay_session_id="not-a-uuid", client=client),
+    ):
         pass
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("suffix,error", [
-    ("400", ReplayInvalidSessionError), ("403", ReplayForbiddenError),
-    ("404", ReplaySessionNotFoundError), ("410", ReplaySessionExpiredError),
-    ("299", ReplayNoSnapshotsError),
-])
+@pytest.mark.parametrize(
+    "suffix,error",
+    [
+        ("400", ReplayInvalidSessionError),
+        ("403", ReplayForbiddenError),
+        ("404", ReplaySessionNotFoundError),
+        ("410", ReplaySessionExpiredError),
+        ("299", ReplayNoSnapshotsError),
+    ],
+)
 def test_session_fetch_statuses_map_to_replay_errors(
-        fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch, suffix: str,
-        error: type[NoukaiError]) -> None:
+    fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch, suffix: str, error: type[NoukaiError]
+) -> None:
     """§1.5 / §11.2: 400/403/404/410 on E9 become the Replay* errors; a session with
     `snapshotsAvailable: false` is refused as a whole (no flow call is made)."""
     monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
     session_id = f"00000000-0000-4000-8000-000000000{suffix}"
-    with Noukai(KEY, base_url=fake.base_url, org="acme", project="app", max_retries=0) as c, \
-            pytest.raises(error), replay_scope_sync(replay_session_id=session_id, client=c):
+    with (
+        Noukai(KEY, base_url=fake.base_url, org="acme", project="app", max_retries=0) as c,
+        pytest.raises(error),
+        replay_scope_sync(replay_session_id=session_id, client=c),
+    ):
         c.flow("hello").execute("anything")
     assert {r.path for r in fake.requests} == {f"/api/v1/seq/sessions/{session_id}"}
 
 
 @pytest.mark.parametrize("operation", ["steps", "job", "trace"])
-def test_errors_on_streams_jobs_and_traces_are_typed(client: Noukai, fake: FakeNoukai,
-                                                     operation: str) -> None:
+def test_errors_on_streams_jobs_and_traces_are_typed(
+    client: Noukai, fake: FakeNoukai, operation: str
+) -> None:
     """§5.2 / §1.5: a pre-stream JSON error, a job submit error and a trace read error
     surface as the typed error with code and request id."""
     flow = client.flow("err404/app/hello")
@@ -925,7 +1012,8 @@ def _failure_code(call: Any) -> str | None:
 
 
 def test_replay_serves_calls_by_slug_trigger_and_position(
-        fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake: FakeNoukai, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """§11.4: execute() gets the last snapshot (or the recorded error), events() the
     synthesised run; only E9 goes on the wire; a call with no entry is a miss."""
     monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
@@ -937,14 +1025,20 @@ def test_replay_serves_calls_by_slug_trigger_and_position(
             replayed_failure = _failure_code(lambda: client.flow("other").execute("x"))
             with pytest.raises(ReplayMissError):
                 client.flow("hello").execute("one too many")
-        with pytest.raises(ReplayLeftoverError), \
-                replay_scope_sync(replay_session_id=session_id, client=client):
+        with (
+            pytest.raises(ReplayLeftoverError),
+            replay_scope_sync(replay_session_id=session_id, client=client),
+        ):
             client.flow("hello").execute("only one of three")
     # §11.2: the reserved sidecar key is stripped (SDK >= 0.3.0); blockCount = steps.
     assert result.status == "completed" and result.result == {"y": 2}
     assert result.execution_id == "e-1" and result.block_count == 2
     assert [e.event_type for e in events] == [
-        "run_started", "step_started", "step_completed", "flow_completed"]
+        "run_started",
+        "step_started",
+        "step_completed",
+        "flow_completed",
+    ]
     assert events[2].output == {"z": 3} and events[-1].result == {"z": 3}
     assert replayed_failure == "BOOM"
     assert {r.path for r in fake.requests} == {f"/api/v1/seq/sessions/{session_id}"}
