@@ -65,7 +65,7 @@ class JobQueue:
                 await task
         while not self._queue.empty():
             run, _ = self._queue.get_nowait()
-            self.driver.cancel(run, 0, "SERVER_SHUTDOWN",
+            self.driver.cancel(run, 0, "SERVER_SHUTTING_DOWN",
                                "the dev server shut down before the job started")
         self._tasks = []
 

@@ -5,7 +5,7 @@ body waits on the queue with the heartbeat interval as timeout (comment
 frames while a block runs). If the client disconnects, Starlette cancels the
 body; the `finally` cancels the producer, and the driver records the run
 `cancelled` before any later block starts. On server shutdown the body sends a
-final `step_error` frame (code `SERVER_SHUTDOWN`) and ends.
+final `step_error` frame (code `SERVER_SHUTTING_DOWN`) and ends.
 
 E8: subscribe first, then replay the stored log after `Last-Event-ID`, then
 tail live events, de-duplicated by sequence number. Ends after the run's
@@ -70,7 +70,7 @@ def step_stream(state: ServerState, run: RunState, prelude: list[dict[str, Any]]
                     block = run.flow.blocks[min(run.last_index or 0, run.block_count - 1)]
                     yield frame({"eventType": "step_error", "executionId": run.id,
                                  "stepId": block.id, "name": block.name,
-                                 "error": {"code": "SERVER_SHUTDOWN",
+                                 "error": {"code": "SERVER_SHUTTING_DOWN",
                                            "message": "the dev server is shutting down"}})
                     return
                 yield frame(item)

@@ -100,7 +100,7 @@ def test_sigterm_ends_open_streams_with_a_final_frame(
     live.join(30)
     step_frames = events(parse_sse(captured["step"]))
     assert step_frames[-1]["eventType"] == "step_error"
-    assert step_frames[-1]["error"]["code"] == "SERVER_SHUTDOWN"
+    assert step_frames[-1]["error"]["code"] == "SERVER_SHUTTING_DOWN"
     live_frames = parse_sse(captured["live"])
     assert live_frames[-1].data is None and live_frames[-1].comments
     # The database is consistent after the restart: nothing is left running.
