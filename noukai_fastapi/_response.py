@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -33,6 +34,7 @@ from noukai_core.web import (
     EventPolicy,
     encode_comment,
     encode_event,
+    encode_event_json,
     upstream_error_response,
 )
 from noukai_fastapi._asgi import send_error_response
@@ -46,13 +48,21 @@ class _Disconnected(Exception):
     """The browser went away; stop streaming and clean up."""
 
 
-def _event_dict(event: Any) -> tuple[str, dict[str, Any]]:
-    """(event type, wire-shaped dict) for a typed event or an already-plain dict."""
-    dump = getattr(event, "model_dump", None)
-    if dump is not None:  # a typed event of noukai_core: the common, hot path
-        return str(event.event_type), dump(mode="json", by_alias=True, exclude_none=True)
+def _browser_frame(policy: EventPolicy, event: Any, event_id: int) -> bytes | None:
+    """The SSE frame a browser gets for `event`, or `None` when the policy drops it.
+
+    Typed events (noukai_core's models) take the policy's one-call JSON path;
+    plain dicts (from a custom iterator) go through `apply`.
+    """
+    if isinstance(event, BaseModel) and hasattr(event, "event_type"):
+        payload = policy.dump_json(event)
+        if payload is None:
+            return None
+        return encode_event_json(event.event_type, payload, event_id=event_id)
     data = dict(event)
-    return str(data.get("eventType") or data.get("event_type") or "message"), data
+    event_type = str(data.get("eventType") or data.get("event_type") or "message")
+    visible = policy.apply(event_type, data)
+    return None if visible is None else encode_event(event_type, visible, event_id=event_id)
 
 
 class FlowEventsResponse(Response):
@@ -154,11 +164,10 @@ class _Pump:
                 if not self.got_event:
                     self.got_event = True
                     self.ready.set()
-                event_type, data = _event_dict(event)
-                visible = policy.apply(event_type, data)
-                if visible is not None:
+                frame = _browser_frame(policy, event, event_id + 1)
+                if frame is not None:
                     event_id += 1
-                    self._queue(encode_event(event_type, visible, event_id=event_id))
+                    self._queue(frame)
                     if self.buffered >= self.MAX_BUFFER:
                         self.room.clear()
                         await self.room.wait()

@@ -27,7 +27,13 @@ from noukai_core.web._policy import (
 )
 from noukai_core.web._replay_header import InvalidReplayHeader, replay_session_id
 from noukai_core.web._script import STREAM_SCRIPT_PATH
-from noukai_core.web._sse import SSE_HEADERS, encode_comment, encode_event, encode_json
+from noukai_core.web._sse import (
+    SSE_HEADERS,
+    encode_comment,
+    encode_event,
+    encode_event_json,
+    encode_json,
+)
 from noukai_core.web._status import ErrorResponse, replay_error_response, upstream_error_response
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "InvalidReplayHeader",
     "encode_comment",
     "encode_event",
+    "encode_event_json",
     "encode_json",
     "is_json_media_type",
     "replay_error_response",

@@ -70,6 +70,21 @@ def encode_event(event_type: str, data: Any, *, event_id: str | int | None = Non
     return b"event: %s\nid: %s\ndata: %s\n\n" % (event_type.encode(), text_id.encode(), payload)
 
 
+def encode_event_json(
+    event_type: str, payload: bytes, *, event_id: int | None = None
+) -> bytes:
+    """A frame from an already-encoded compact JSON `payload` (one line, no raw newline).
+
+    Raises `ValueError` when the payload holds a raw line break (not compact JSON).
+    """
+    _check_field("event type", event_type)
+    if b"\n" in payload or b"\r" in payload:
+        raise ValueError("SSE payload must be one line of compact JSON")
+    if event_id is None:
+        return b"event: %s\ndata: %s\n\n" % (event_type.encode(), payload)
+    return b"event: %s\nid: %d\ndata: %s\n\n" % (event_type.encode(), event_id, payload)
+
+
 def encode_comment(text: str = "keepalive") -> bytes:
     """A comment frame (`: text`), which every SSE parser ignores: used as a heartbeat."""
     _check_field("comment", text)

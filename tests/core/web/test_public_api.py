@@ -17,6 +17,7 @@ EXPECTED = [
     "InvalidReplayHeader",
     "encode_comment",
     "encode_event",
+    "encode_event_json",
     "encode_json",
     "is_json_media_type",
     "replay_error_response",

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from noukai_core.web import SSE_HEADERS, encode_comment, encode_event
+from noukai_core.web import SSE_HEADERS, encode_comment, encode_event, encode_event_json
 
 
 def _lines(frame: bytes) -> list[str]:
@@ -60,3 +60,11 @@ def test_headers_disable_caching_and_proxy_buffering() -> None:
     assert SSE_HEADERS["Content-Type"].startswith("text/event-stream")
     assert SSE_HEADERS["Cache-Control"] == "no-cache, no-transform"
     assert SSE_HEADERS["X-Accel-Buffering"] == "no"
+
+
+def test_frame_from_encoded_json_matches_encode_event() -> None:
+    assert encode_event_json("step_output", b'{"a":1}', event_id=7) == encode_event(
+        "step_output", {"a": 1}, event_id=7)
+    assert encode_event_json("x", b"{}") == encode_event("x", {})
+    with pytest.raises(ValueError):
+        encode_event_json("x", b'{"a":\n1}')
