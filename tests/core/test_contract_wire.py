@@ -1042,3 +1042,14 @@ def test_replay_serves_calls_by_slug_trigger_and_position(
     assert events[2].output == {"z": 3} and events[-1].result == {"z": 3}
     assert replayed_failure == "BOOM"
     assert {r.path for r in fake.requests} == {f"/api/v1/seq/sessions/{session_id}"}
+
+
+def test_free_form_session_id_and_message_conflict(client: Noukai, fake: FakeNoukai) -> None:
+    """§1.2: a user-supplied session id may be any string and is sent verbatim;
+    §4.1: `message` with `messages` is refused client-side, before any request."""
+    client.flow("hello").execute("hi", session_id="my own session #1")
+    [request] = fake.requests
+    check_headers(request, "my own session #1")
+    with pytest.raises(ValueError):
+        client.flow("hello").execute("hi", messages=[{"role": "user", "content": "hi"}])
+    assert len(fake.requests) == 1
