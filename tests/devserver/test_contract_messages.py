@@ -120,3 +120,19 @@ def test_tools_on_step_for_a_flow_without_tools_is_a_json_error(client: httpx.Cl
             "iterationsUsed": 0, "trace": False, "tools": TOOLS}
     check_error(client.post(flow_path("hello-world", "step"), json=body),
                 400, "TOOLS_NOT_ENABLED")
+
+
+@pytest.mark.parametrize("content,status", [
+    ("y" * 990_000, 200), ("\u00e9" * 450_000, 200), ("\u6771" * 300_000, 200),
+    ("\u00e9" * 500_010, 413),
+])
+def test_size_cap_counts_utf8_json_bytes(client: httpx.Client, content: str,
+                                         status: int) -> None:
+    """§8.4: the 1,000,000-byte cap is on UTF-8 JSON, so 900 kB of non-ASCII text
+    (which \\u-escaping would inflate past the cap) is accepted."""
+    body = execute_body(None, messages=[{"role": "user", "content": content}])
+    response = client.post(flow_path("agent-tools", "execute"), json=body)
+    if status == 413:
+        check_error(response, 413, "MESSAGES_TOO_LARGE")
+    else:
+        assert response.status_code == 200, response.text[:300]
