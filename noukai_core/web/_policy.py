@@ -129,7 +129,7 @@ class EventPolicy:
     _compiled: dict[str, _CompiledRules] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-    _plans: dict[tuple[type[BaseModel], str], dict[str, Any] | None] = field(
+    _plans: dict[tuple[type[BaseModel], str], _Plan] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -188,28 +188,32 @@ class EventPolicy:
         event. Events whose `error` must be reduced to its code, and rules
         nested deeper than one level, take the dict path.
         """
-        event_type = str(getattr(event, "event_type", ""))
+        event_type = event.event_type  # type: ignore[attr-defined]
         if event_type not in self.forward:
             return None
-        model = type(event)
-        key = (model, event_type)
-        if key in self._plans:
-            plan = self._plans[key]
-        else:
-            plan = self._plans[key] = _exclude_plan(model, self._rules(event_type))
-        if plan is None or (
-            "error" in model.model_fields
-            and not self.expose_error_messages
-            and event.error is not None  # type: ignore[attr-defined]
-        ):
+        key = (type(event), event_type)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _model_plan(type(event), self._rules(event_type),
+                                                  self.expose_error_messages)
+        exclude, error_field = plan
+        if exclude is None or (error_field and event.error is not None):  # type: ignore[attr-defined]
             data = event.model_dump(mode="json", by_alias=True, exclude_none=True)
             visible = self.apply(event_type, data)
             return None if visible is None else encode_json_bytes(visible)
         # The model's own serializer, called directly: `model_dump_json` would
         # add a Python wrapper and a str -> bytes round trip per event.
-        return model.__pydantic_serializer__.to_json(
-            event, by_alias=True, exclude_none=True, exclude=plan or None
+        return type(event).__pydantic_serializer__.to_json(
+            event, by_alias=True, exclude_none=True, exclude=exclude or None
         )
+
+
+_Plan = tuple["dict[str, Any] | None", bool]
+
+
+def _model_plan(model: type[BaseModel], rules: _CompiledRules, expose_errors: bool) -> _Plan:
+    """(pydantic exclude or None for "use the dict path", whether `error` needs the dict path)."""
+    return _exclude_plan(model, rules), not expose_errors and "error" in model.model_fields
 
 
 def _exclude_plan(model: type[BaseModel], rules: _CompiledRules) -> dict[str, Any] | None:
