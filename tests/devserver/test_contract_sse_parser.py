@@ -189,6 +189,11 @@ def check_event(payload: dict[str, Any]) -> None:
     if kind == "flow_completed":
         assert "result" in payload
         _opt(payload, "summary", dict)
+        summary = payload.get("summary") or {}
+        if summary.get("costUsd") is not None:  # §1.4 holds for every costUsd
+            check_decimal(summary["costUsd"])
+        for key in ("stepCount", "durationMs"):
+            assert summary.get(key) is None or is_int(summary[key]), summary
 
 
 # -- requests exactly as the SDKs build them (§1.2, §4.1, §5.1) --------------

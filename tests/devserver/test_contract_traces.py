@@ -76,6 +76,8 @@ def check_run_summary(run: dict[str, Any]) -> None:
     assert run.get("triggerType") in (None, "execute", "step", "job", "ad_hoc"), run
     for key in ("durationMs", "stepCount"):
         assert run.get(key) is None or is_int(run[key]), (key, run)
+    if run.get("costUsd") is not None:
+        check_decimal(run["costUsd"])
     check_time(run.get("startedAt"))
     check_time(run.get("completedAt"))
 

@@ -163,6 +163,8 @@ def versioned(noukai_devserver_factory: Callable[..., DevServer],
     (flows / "greet.yaml").write_text(_one_block("V1"))
     (flows / "Mixed_Case.slug-1.yaml").write_text(_one_block("MIXED"))
     (flows / "pinned.yaml").write_text(_two_blocks("OLD {{one.response}}"))
+    (flows / "free.yaml").write_text(
+        "blocks:\n  - {id: only, name: Only, type: template, template: {x: \"{{message}}\"}}\n")
     db = root / "noukai.sqlite3"
     subprocess.run([sys.executable, "-m", "noukai_devserver", "publish", "alpha/app/greet",
                     "--workspace", str(root), "--db", str(db)], check=True,
@@ -304,3 +306,19 @@ def test_recommended_check_order_puts_credits_last(noukai_devserver: DevServer, 
     zero-balance org sees the request's own problem before its 402."""
     with open_client(noukai_devserver.base_url, noukai_devserver.broke_api_key) as c:
         check_error(c.post(path, json=body), status, code)
+
+
+def test_zero_cost_stays_fixed_point(versioned: tuple[DevServer, Path]) -> None:
+    """§1.4: a run that costs nothing still reports costUsd (where sent) as a fixed-point
+    string ("0.000000"), never "0E-6" (what a quantized zero Decimal prints)."""
+    server, _ = versioned
+    with open_client(server.base_url, "nk_alpha") as c:
+        reply = read_stream(c, "POST", flow_path("free", "step", "alpha", "app"),
+                            step_body("x", run_remaining=True))  # read_stream checks §6.3
+        assert reply.types[-1] == "flow_completed"
+        execution_id = reply.events[0]["executionId"]
+        run = c.get(flow_path("free", f"runs/{execution_id}/trace", "alpha", "app")).json()
+    costs = [reply.events[-1].get("summary", {}).get("costUsd"), run["flowRun"].get("costUsd"),
+             *(step.get("costUsd") for step in run["steps"])]
+    for cost in costs:
+        assert cost is None or re.fullmatch(r"\d+\.\d+|\d+", cost), cost
