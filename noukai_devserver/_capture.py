@@ -72,7 +72,8 @@ def event_for_log(payload: dict[str, Any], mode: str) -> dict[str, Any] | None:
         if kind == "step_paused_for_tool_calls":
             return {**payload, "toolCallMessages": mask(payload.get("toolCallMessages"))}
         return payload
-    if mode == "off" and kind in ("step_input", "step_output", "step_progress"):
+    if mode == "off" and kind in ("step_input", "step_output", "step_progress",
+                                  "loop_completed"):
         return None
     stripped = dict(payload)
     for key, empty in (("inputData", None), ("outputData", None), ("output", None),

@@ -309,6 +309,8 @@ class Engine:
                                       "parentStepId": block.id, "loopIndex": loop_index,
                                       "output": last})
             results.append(last)
+        yield self.emit(run, {"eventType": "loop_completed", "stepId": block.id,
+                              "iterations": len(items)})
         yield _LoopResult({"items": results})
 
     async def _inner(self, run: RunState, block: Block, loop_index: int,

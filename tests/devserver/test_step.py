@@ -154,3 +154,16 @@ def test_client_disconnect_cancels_the_run_before_the_next_block(server: DevServ
     assert [e["eventType"] for e in replay][-2:] == ["step_error", "flow_completed"]
     assert replay[-1]["summary"]["status"] == "cancelled"
     assert "second" not in {e.get("stepId") for e in replay}
+
+
+def test_loop_inner_steps_use_only_drop_safe_events(api: Api) -> None:
+    _r, frames = api.step("loop-list", {"stepIndex": 0, "parameters": {"items": ["x", "y"]}})
+    got = events(frames)
+    assert [e["eventType"] for e in got].count("step_completed") == 1
+    progress = [e for e in got if e["eventType"] == "step_progress"]
+    assert [(p["stepId"], p["loopIndex"]) for p in progress] == [("describe", 0),
+                                                                 ("describe", 1)]
+    loop_done = next(e for e in got if e["eventType"] == "loop_completed")
+    assert loop_done["stepId"] == "each" and loop_done["iterations"] == 2
+    assert got[-1]["result"] == {"items": [{"response": "Echo: Item 0: x"},
+                                           {"response": "Echo: Item 1: y"}]}
