@@ -25,16 +25,15 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from noukai_core.web import (
     SSE_HEADERS,
     EventPolicy,
+    browser_frame,
     encode_comment,
     encode_event,
-    encode_event_json,
     upstream_error_response,
 )
 from noukai_fastapi._asgi import send_error_response
@@ -46,23 +45,6 @@ DEFAULT_HEARTBEAT_INTERVAL = 15.0
 
 class _Disconnected(Exception):
     """The browser went away; stop streaming and clean up."""
-
-
-def _browser_frame(policy: EventPolicy, event: Any, event_id: int) -> bytes | None:
-    """The SSE frame a browser gets for `event`, or `None` when the policy drops it.
-
-    Typed events (noukai_core's models) take the policy's one-call JSON path;
-    plain dicts (from a custom iterator) go through `apply`.
-    """
-    if isinstance(event, BaseModel) and hasattr(event, "event_type"):
-        payload = policy.dump_json(event)
-        if payload is None:
-            return None
-        return encode_event_json(event.event_type, payload, event_id=event_id)
-    data = dict(event)
-    event_type = str(data.get("eventType") or data.get("event_type") or "message")
-    visible = policy.apply(event_type, data)
-    return None if visible is None else encode_event(event_type, visible, event_id=event_id)
 
 
 class FlowEventsResponse(Response):
@@ -164,7 +146,7 @@ class _Pump:
                 if not self.got_event:
                     self.got_event = True
                     self.ready.set()
-                frame = _browser_frame(policy, event, event_id + 1)
+                frame = browser_frame(event, policy=policy, event_id=event_id + 1)
                 if frame is not None:
                     event_id += 1
                     self._queue(frame)

@@ -4,7 +4,8 @@ What does not depend on a framework lives here once, and the FastAPI, Flask
 and Django integrations only translate their request and response objects:
 
 - `encode_event` / `encode_comment` / `SSE_HEADERS`: how an SSE frame is written;
-- `EventPolicy`: which events and fields a browser may see;
+- `EventPolicy`: which events and fields a browser may see, and
+  `browser_frame`: one event in, the frame a browser may see out;
 - `BrowserInputPolicy` / `is_json_media_type`: what a browser may send;
 - `replay_session_id`: whether a replay header is honoured, and for which session;
 - `replay_error_response` / `upstream_error_response`: the status and JSON
@@ -19,6 +20,7 @@ from noukai_core.web._browser_input import (
     BrowserInputPolicy,
     is_json_media_type,
 )
+from noukai_core.web._frames import browser_frame
 from noukai_core.web._policy import (
     ALL_EVENTS,
     DEFAULT_DROPPED_FIELDS,
@@ -47,6 +49,7 @@ __all__ = [
     "ErrorResponse",
     "EventPolicy",
     "InvalidReplayHeader",
+    "browser_frame",
     "encode_comment",
     "encode_event",
     "encode_event_json",

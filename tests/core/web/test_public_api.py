@@ -15,6 +15,7 @@ EXPECTED = [
     "ErrorResponse",
     "EventPolicy",
     "InvalidReplayHeader",
+    "browser_frame",
     "encode_comment",
     "encode_event",
     "encode_event_json",
