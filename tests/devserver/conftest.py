@@ -103,3 +103,9 @@ def custom_server(noukai_devserver_factory: Callable[..., DevServer],
     """A server on the custom workspace, with a long rate-limit window."""
     return noukai_devserver_factory(workspace=workspace_dir, rate_limit_window=60,
                                     snapshot_limit=4000)
+
+
+@pytest.fixture(scope="session")
+def slow_server(noukai_devserver_factory: Callable[..., DevServer]) -> DevServer:
+    """1 s slow blocks and job latency: room for a test to act mid-run under load."""
+    return noukai_devserver_factory(slow_seconds=1.0, job_min_latency=1.0)

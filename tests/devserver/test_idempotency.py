@@ -8,6 +8,8 @@ import uuid
 import httpx
 from devserver_helpers import Api, assert_error, wait_for
 
+from noukai_devserver.pytest_plugin import DevServer
+
 
 def _key() -> dict[str, str]:
     return {"Idempotency-Key": f"idem-{uuid.uuid4()}"}
@@ -26,7 +28,8 @@ def test_a_repeated_key_runs_the_flow_once(api: Api) -> None:
     assert [e["executionId"] for e in executions] == [first.json()["executionId"]]
 
 
-def test_a_repeat_while_the_first_runs_is_409(api: Api) -> None:
+def test_a_repeat_while_the_first_runs_is_409(slow_server: DevServer) -> None:
+    api = Api(slow_server)
     sid = str(uuid.uuid4())
     headers = {**_key(), "X-Session-Id": sid}
     results: dict[str, httpx.Response] = {}
@@ -40,6 +43,7 @@ def test_a_repeat_while_the_first_runs_is_409(api: Api) -> None:
     again = api.execute("slow-steps", {"message": "slow"}, headers=headers)
     assert again.json() == results["first"].json()
     assert len(api.get(f"/seq/sessions/{sid}").json()["executions"]) == 1
+    api.close()
 
 
 def test_the_same_key_with_another_body_is_rejected(api: Api) -> None:

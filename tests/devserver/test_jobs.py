@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from devserver_helpers import Api, assert_error, wait_for
 
+from noukai_devserver.pytest_plugin import DevServer
+
 
 def _poll(api: Api, slug: str, job_id: str) -> dict:
     response = api.get(api.flow(slug, f"jobs/{job_id}"))
@@ -13,7 +15,8 @@ def _poll(api: Api, slug: str, job_id: str) -> dict:
     return response.json()
 
 
-def test_job_goes_through_its_lifecycle(api: Api) -> None:
+def test_job_goes_through_its_lifecycle(slow_server: DevServer) -> None:
+    api = Api(slow_server)
     response = api.http.post(api.flow("hello-world", "jobs"),
                              json={"message": "queued", "parameters": {}, "iterationsUsed": 0,
                                    "accumulatedOutputs": {}, "trace": False})
@@ -37,6 +40,7 @@ def test_job_goes_through_its_lifecycle(api: Api) -> None:
     assert done["result"] == {"response": "Echo: queued"}
     assert done["error"] is None
     assert seen <= {"pending", "running", "completed"}
+    api.close()
 
 
 def test_failed_job_reports_a_string_error(api: Api) -> None:

@@ -127,8 +127,10 @@ def test_heartbeats_are_comments_while_a_block_runs(api: Api) -> None:
     assert _types(frames)[-1] == "step_paused"
 
 
-def test_client_disconnect_cancels_the_run_before_the_next_block(server: DevServer,
-                                                                 api: Api) -> None:
+def test_client_disconnect_cancels_the_run_before_the_next_block(
+        slow_server: DevServer) -> None:
+    server = slow_server
+    api = Api(server)
     headers = {"Authorization": f"Bearer {server.api_key}"}
     execution = None
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client, \
@@ -154,6 +156,7 @@ def test_client_disconnect_cancels_the_run_before_the_next_block(server: DevServ
     assert [e["eventType"] for e in replay][-2:] == ["step_error", "flow_completed"]
     assert replay[-1]["summary"]["status"] == "cancelled"
     assert "second" not in {e.get("stepId") for e in replay}
+    api.close()
 
 
 def test_loop_inner_steps_use_only_drop_safe_events(api: Api) -> None:
