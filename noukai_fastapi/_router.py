@@ -138,7 +138,8 @@ def flow_stream_router(
                     "content": {"application/json": {"schema": _body_schema(flow_inputs)}},
                 }
             },
-            responses={**_RESPONSES, 415: {"description": "The body is not JSON"}},
+            responses={**_RESPONSES, 413: {"description": "The body is too large"},
+                       415: {"description": "The body is not JSON"}},
         )
         if allow_get:
             router.add_api_route(

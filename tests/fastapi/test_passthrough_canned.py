@@ -140,6 +140,24 @@ def test_field_policy(serve_app: Any, canned_upstream: Any) -> None:
     assert "tools" not in sent and "version" not in sent
 
 
+def test_oversized_body_is_413_before_any_run(serve_app: Any, canned_upstream: Any) -> None:
+    inputs = BrowserInputPolicy(max_message_chars=10)
+    with passthrough(serve_app, canned_upstream, inputs=inputs) as base:
+        huge = post(base, "/noukai/flows/hello-world", {"message": "x" * 200_000})
+
+        def chunks() -> Any:  # no Content-Length: the cap applies while reading
+            yield b'{"message": "'
+            for _ in range(100):
+                yield b"x" * 10_000
+            yield b'"}'
+
+        streamed = httpx.post(f"{base}/noukai/flows/hello-world", content=chunks(),
+                              headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and streamed.status_code == 413
+    assert huge.json()["error"]["code"] == "BODY_TOO_LARGE"
+    assert canned_upstream.requests == []
+
+
 def test_server_side_parameters_win(serve_app: Any, canned_upstream: Any) -> None:
     flow = StreamedFlow("hello-world", parameters={"tone": "formal"},
                         inputs=BrowserInputPolicy(parameters="*"))
