@@ -160,15 +160,19 @@ class _RequestSession:
             if self.replay_id is not None:
                 self.held.append(message)
                 return
-        elif kind == "http.response.body" and self.held:
-            self.held.append(message)
-            if not message.get("more_body", False) and len(self.held) == 2:
+        elif self.held:
+            if (
+                kind == "http.response.body"
+                and not message.get("more_body", False)
+                and len(self.held) == 1
+            ):
+                self.held.append(message)
                 return  # a single-message body: wait for the scope to exit cleanly
-            # a streamed body: it cannot be held (never buffered), so it starts now
+            # A streamed body (or a pathsend / trailers extension) cannot be
+            # held without buffering it, so the response starts now.
             held, self.held = self.held, []
             for item in held:
                 await self._forward(item)
-            return
         await self._forward(message)
 
     async def _forward(self, message: Message) -> None:

@@ -60,6 +60,8 @@ class FlowEventsResponse(Response):
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive")
+        # Response.__init__ is not called: with no body it would add
+        # `content-length: 0`; a stream has no length (like StreamingResponse).
         self.events = events
         self.policy = policy or EventPolicy()
         self.heartbeat_interval = heartbeat_interval
