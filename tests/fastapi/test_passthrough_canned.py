@@ -8,6 +8,7 @@ asserts on the raw bytes a browser would get.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -309,3 +310,27 @@ def test_script_is_served(serve_app: Any, canned_upstream: Any) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert b"export function streamFlow" in response.content
+
+
+def test_a_slow_reader_gets_every_event_in_order(serve_app: Any, canned_upstream: Any) -> None:
+    # ~600 KB of events against a browser that reads slowly: the passthrough's
+    # bounded buffer fills and pauses the upstream read, then resumes
+    text = "x" * 250
+    frames = [canned_upstream.frame("run_started", {"runId": "e", "executionId": "e"})]
+    frames += [canned_upstream.frame("step_output", {"executionId": "e", "stepId": "s",
+                                                     "outputData": {"i": i, "t": text}})
+               for i in range(2_000)]
+    frames.append(canned_upstream.frame("flow_completed", {"executionId": "e", "result": 1}))
+    canned_upstream.reply = canned_upstream.Reply(frames=frames)
+    received = bytearray()
+    with passthrough(serve_app, canned_upstream) as base, httpx.stream(
+        "POST", f"{base}/noukai/flows/hello-world", json={"message": "x"}, timeout=30
+    ) as response:
+        for chunk in response.iter_bytes(chunk_size=16 * 1024):
+            received += chunk
+            time.sleep(0.002)
+    events = parse_sse(bytes(received))
+    outputs = [data["outputData"]["i"] for kind, data, _ in events if kind == "step_output"]
+    assert outputs == list(range(2_000))
+    assert [int(event_id) for _, _, event_id in events] == list(range(1, 2_003))
+    assert events[-1][0] == "flow_completed"
