@@ -25,6 +25,10 @@ _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ROLES = ("user", "assistant", "tool")
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object; `{}` for an empty body."""
     declared = request.headers.get("content-length", "")
@@ -41,7 +45,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        # NaN/Infinity are not JSON: refusing them here keeps every response valid JSON.
+        body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "INVALID_JSON", "request body is not valid JSON") from None
     if not isinstance(body, dict):

@@ -59,6 +59,11 @@ def test_malformed_json_is_400_and_wrong_types_are_422(api: Api) -> None:
     bad = api.http.post(api.flow("hello-world", "execute"), content=b"{\"message\": ",
                         headers={"Content-Type": "application/json"})
     assert_error(bad, 400, "INVALID_JSON")
+    for raw in (b'{"message": "x", "parameters": {"n": NaN}}', b'{"message": Infinity}',
+                b'\xff\xfe', b'{"message": "x"} trailing'):
+        response = api.http.post(api.flow("hello-world", "execute"), content=raw,
+                                 headers={"Content-Type": "application/json"})
+        assert_error(response, 400, "INVALID_JSON")
     for body in ({"message": 5}, {"message": "x", "parameters": []},
                  {"message": "x", "iterationsUsed": "1"}, {"message": "x", "trace": "yes"},
                  {"message": "x", "iterationsUsed": True}, [1, 2], "text"):
