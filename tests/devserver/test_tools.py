@@ -230,3 +230,29 @@ def test_odd_resume_bodies_never_give_a_500(api: Api) -> None:
                {"role": "user", "content": "Weather in Oslo?"}]
     response = api.execute("agent-tools", {"messages": history, "tools": [WEATHER_TOOL]})
     assert response.status_code == 200
+
+
+PLACE_CASES = [
+    ("What is the weather in Tokyo?", ["Tokyo"]),
+    ("Weather for these cities: Tokyo, Paris, London.", ["Tokyo", "Paris", "London"]),
+    ("How is the weather in New York and Los Angeles?", ["New York", "Los Angeles"]),
+    ("weather in Paris, Rome and Berlin", ["Paris", "Rome", "Berlin"]),
+    ("Is it sunny in Lisbon today?", ["Lisbon"]),
+    ("I am in a hurry: what is the weather in Oslo?", ["Oslo"]),
+    ("Weather in Tokyo. Also in Paris, please.", ["Tokyo", "Paris"]),
+    ("What's the weather like?", []),
+]
+
+
+@pytest.mark.parametrize(("message", "places"), PLACE_CASES)
+def test_one_round_per_place_named_by_the_caller(api: Api, message: str,
+                                                 places: list[str]) -> None:
+    body = api.execute("tools-enabled", _fresh(message)).json()
+    asked = []
+    while body["status"] == "tool_calls_required":
+        assert len(body["toolCalls"]) == 1 and len(asked) < 10
+        asked.append(_location(body["toolCalls"][0]))
+        result = {"role": "tool", "toolCallId": body["toolCalls"][0]["id"], "content": "r"}
+        body = api.execute("tools-enabled", _resume(body, [result])).json()
+    assert asked == places
+    assert body["status"] == "completed"
