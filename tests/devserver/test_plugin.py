@@ -47,14 +47,19 @@ def test_missing_extra_fails_the_fixture_naming_it(tmp_path: Path) -> None:
 
 
 def test_registered_fixtures_are_prefixed_and_not_autouse(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-q", "-p",
-                           "no:cacheprovider", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert "noukai_devserver_factory" in proc.stdout
-    import noukai_devserver.pytest_plugin as plugin
-
-    fixtures = [name for name in vars(plugin) if name.startswith("noukai")]
-    assert sorted(fixtures) == ["noukai_devserver", "noukai_devserver_factory"]
-    for name in fixtures:
-        marker = getattr(vars(plugin)[name], "_fixture_function_marker", None)
-        assert marker is None or not marker.autouse
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent("""
+        def test_no_noukai_fixture_is_active_unless_requested(request):
+            assert not [n for n in request.fixturenames if n.startswith("noukai")]
+    """))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(tmp_path)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stdout
+    listing = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-q", "-p",
+                              "no:cacheprovider", str(tmp_path)],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    section = listing.stdout.split("fixtures defined from noukai_devserver.pytest_plugin")[1]
+    section = section.split("fixtures defined from")[0]
+    names = [line.split()[0] for line in section.splitlines()
+             if line and not line.startswith((" ", "-"))]
+    assert sorted(names) == ["noukai_devserver", "noukai_devserver_factory"]
