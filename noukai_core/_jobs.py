@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from noukai_core._config import FlowTarget
+from noukai_core._errors import APITimeoutError
 from noukai_core._flow_base import JobBase
 from noukai_core._models._jobs import JobStatus
 from noukai_core._transport._async import AsyncTransport
@@ -30,10 +31,17 @@ class Job(JobBase):
         return self._poller.interpret(self._transport.send(self._poller.spec(timeout)))
 
     def wait(self, timeout: float = 300.0, poll_interval: float = 2.0) -> JobStatus:
-        """Poll until the job is completed or failed; `APITimeoutError` after `timeout` s."""
+        """Poll until the job is completed or failed; `APITimeoutError` after `timeout` s.
+
+        `timeout` bounds the whole wait, a poll left unanswered included.
+        """
         deadline = self._poller.deadline(timeout)
         while True:
-            status = self.poll()
+            budget = self._poller.poll_timeout(deadline, self._transport.settings.timeout)
+            try:
+                status = self.poll(timeout=budget)
+            except APITimeoutError as exc:
+                raise self._poller.poll_failed(exc, deadline) from None
             if status.is_terminal:
                 return status
             time.sleep(self._poller.sleep_before_next(deadline, poll_interval, status))
@@ -57,10 +65,17 @@ class AsyncJob(JobBase):
         return self._poller.interpret(await self._transport.send(self._poller.spec(timeout)))
 
     async def wait(self, timeout: float = 300.0, poll_interval: float = 2.0) -> JobStatus:
-        """Poll until the job is completed or failed; `APITimeoutError` after `timeout` s."""
+        """Poll until the job is completed or failed; `APITimeoutError` after `timeout` s.
+
+        `timeout` bounds the whole wait, a poll left unanswered included.
+        """
         deadline = self._poller.deadline(timeout)
         while True:
-            status = await self.poll()
+            budget = self._poller.poll_timeout(deadline, self._transport.settings.timeout)
+            try:
+                status = await self.poll(timeout=budget)
+            except APITimeoutError as exc:
+                raise self._poller.poll_failed(exc, deadline) from None
             if status.is_terminal:
                 return status
             await asyncio.sleep(self._poller.sleep_before_next(deadline, poll_interval, status))

@@ -57,15 +57,34 @@ class JobPoller:
     def deadline(self, timeout: float) -> float:
         return self.clock() + timeout
 
+    def poll_timeout(self, deadline: float, request_timeout: float) -> float:
+        """The timeout of the next poll: the client's, cut to what is left of the wait.
+
+        So `wait(timeout=...)` is a bound even when a poll gets no answer:
+        without the cut, one stalled poll would hold it for the client's whole
+        request timeout (300 s by default).
+        """
+        return max(0.001, min(request_timeout, deadline - self.clock()))
+
+    def poll_failed(self, exc: APITimeoutError, deadline: float) -> APITimeoutError:
+        """The error for a poll that timed out: the wait's own once its budget is spent."""
+        if self.clock() >= deadline:
+            return self.ran_out("unanswered")
+        exc.execution_id = exc.execution_id or self.execution_id
+        return exc
+
+    def ran_out(self, last_status: str) -> APITimeoutError:
+        return APITimeoutError(
+            f"job {self.execution_id} still {last_status} when the wait ran out",
+            code="JOB_WAIT_TIMEOUT",
+            execution_id=self.execution_id,
+        )
+
     def sleep_before_next(self, deadline: float, poll_interval: float, last: JobStatus) -> float:
         """Seconds to sleep before the next poll; raises when the budget is spent."""
         remaining = deadline - self.clock()
         if remaining <= 0:
-            raise APITimeoutError(
-                f"job {self.execution_id} still {last.status} when the wait ran out",
-                code="JOB_WAIT_TIMEOUT",
-                execution_id=self.execution_id,
-            )
+            raise self.ran_out(last.status)
         return min(poll_interval, remaining)
 
 

@@ -271,3 +271,33 @@ def test_resume_takes_a_per_call_timeout(scripted_server: Any) -> None:
         with pytest.raises(nk.APITimeoutError):
             result.resume_sync(tool_results=handler(result.tool_calls), timeout=0.2)
     assert len(scripted_server.posts()) == 2
+
+
+def never_answered_polls(server: Any) -> None:
+    accepted = {"executionId": "J1", "status": "pending", "flowId": "F", "blockCount": 1}
+    server.responders = [
+        lambda r, conn: conn.respond(200, accepted),
+        *[lambda r, conn: conn.stall(20)] * 3,
+    ]
+
+
+def test_job_wait_is_bounded_even_when_a_poll_is_never_answered(scripted_server: Any) -> None:
+    """`wait(timeout=0.3)` must not hang for the client's 30 s request timeout."""
+    never_answered_polls(scripted_server)
+    with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url, timeout=30) as c:
+        job = c.flow("o/p/f").execute_async(message="x")
+        with pytest.raises(nk.APITimeoutError) as info:
+            job.wait(timeout=0.3, poll_interval=0.05)
+    assert (info.value.code, info.value.execution_id) == ("JOB_WAIT_TIMEOUT", "J1")
+    assert len(scripted_server.requests) >= 2  # the submission, then at least one poll
+
+
+async def test_async_job_wait_is_bounded_even_when_a_poll_is_never_answered(
+    scripted_server: Any,
+) -> None:
+    never_answered_polls(scripted_server)
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url, timeout=30) as c:
+        job = await c.flow("o/p/f").execute_async(message="x")
+        with pytest.raises(nk.APITimeoutError) as info:
+            await job.wait(timeout=0.3, poll_interval=0.05)
+    assert (info.value.code, info.value.execution_id) == ("JOB_WAIT_TIMEOUT", "J1")
