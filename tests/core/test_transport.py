@@ -278,3 +278,63 @@ def test_a_failing_log_handler_does_not_fail_the_request(
     with client(scripted_server, log_handler=broken) as c:
         assert c.flow("o/p/f").execute(message="hi").status == "completed"
     assert "log_handler raised RuntimeError" in caplog.text
+
+
+def test_jobs_and_step_posts_carry_a_key_that_their_retry_reuses(
+    scripted_server: ScriptedServer,
+) -> None:
+    accepted = {"executionId": "J1", "status": "pending", "flowId": "F", "blockCount": 1}
+
+    def stream(request: SeenRequest, conn: Conn) -> None:
+        conn.start_stream()
+        conn.send(
+            b'event: run_started\ndata: {"executionId": "E"}\n\n'
+            b'event: flow_completed\ndata: {"executionId": "E", "result": 1}\n\n'
+        )
+
+    rate_limited = status(429, {"Retry-After": "0"})
+    scripted_server.responders = [
+        rate_limited,
+        lambda r, conn: conn.respond(200, accepted),
+        rate_limited,
+        stream,
+    ]
+    with client(scripted_server) as c:
+        assert c.flow("o/p/f").execute_async(message="x").execution_id == "J1"
+        assert [e.type for e in c.flow("o/p/f").events(message="x", run_remaining=True)] == [
+            "run_started",
+            "flow_completed",
+        ]
+    for suffix in ("/jobs", "/step"):
+        first, retry = scripted_server.posts(suffix)
+        assert first.headers["idempotency-key"]
+        assert first.headers["idempotency-key"] == retry.headers["idempotency-key"]
+    keys = {p.headers["idempotency-key"] for p in scripted_server.posts()}
+    assert len(keys) == 2  # one key per call, never shared between calls
+
+
+def test_a_refused_connection_is_retried_up_to_max_retries() -> None:
+    """Nothing was sent, so even a work-starting POST may be tried again."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    events: list[dict[str, Any]] = []
+    with (
+        nk.Noukai(
+            api_key=KEY,
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            max_retries=2,
+            log_handler=events.append,
+        ) as c,
+        pytest.raises(nk.APIConnectionError) as info,
+    ):
+        c.flow("o/p/f").execute(message="hi")
+    assert [(e["phase"], e["attempt"]) for e in events] == [
+        ("request", 1),
+        ("retry", 1),
+        ("request", 2),
+        ("retry", 2),
+        ("request", 3),
+    ]
+    assert info.value.code == "CONNECTION_ERROR" and info.value.idempotency_key
