@@ -7,8 +7,10 @@
   client (`NoukaiDep`); both runs share the request's Noukai session, which
   the middleware returns as `X-Noukai-Session`.
 
-Configuration comes from the environment (`NOUKAI_API_KEY`, `NOUKAI_BASE_URL`;
-`NOUKAI_ORG` / `NOUKAI_PROJECT` default to the dev server's `local` / `demo`).
+Configuration comes from the environment and defaults to the local dev
+server (`python -m noukai_devserver`): `NOUKAI_BASE_URL` (default
+`http://127.0.0.1:8080/api/v1`), `NOUKAI_API_KEY` (default its demo key
+`nk_local_dev`), `NOUKAI_ORG` / `NOUKAI_PROJECT` (default `local` / `demo`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from noukai_fastapi import (
 
 PAGE = Path(__file__).parent / "static" / "index.html"
 
+DEV_SERVER_URL = "http://127.0.0.1:8080/api/v1"
+DEV_SERVER_KEY = "nk_local_dev"
+
 #: The flows the page may start (the passthrough's allowlist).
 STREAMED_FLOWS = ["hello-world", "two-step", "stream-story", "slow-steps"]
 
@@ -45,6 +50,8 @@ def create_app(client: AsyncNoukai | None = None, *, heartbeat_interval: float =
     """The app. `client`: use this client instead of one built from the environment."""
     if client is None:
         lifespan = noukai_lifespan(
+            api_key=os.environ.get("NOUKAI_API_KEY", DEV_SERVER_KEY),
+            base_url=os.environ.get("NOUKAI_BASE_URL", DEV_SERVER_URL),
             org=os.environ.get("NOUKAI_ORG", "local"),
             project=os.environ.get("NOUKAI_PROJECT", "demo"),
         )
