@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -247,3 +248,79 @@ def test_steps_without_a_tool_handler_raise_at_a_tool_pause(
         list(c.flow("o/p/f").steps(message="q", tools=[{"type": "function"}]))
     assert info.value.code == "TOOL_CALLS_REQUIRED" and info.value.execution_id == "E"
     assert len(scripted_server.posts()) == 1
+
+
+def failing_then_more(frame: Frame, hung_up: threading.Event) -> Callable[[Any, Any], None]:
+    """A server that keeps talking after `step_error`: the client must stop there."""
+
+    def responder(request: Any, conn: Any) -> None:
+        conn.start_stream()
+        conn.send(
+            frame("run_started", executionId="E")
+            + frame("step_error", executionId="E", stepId="a", error={"code": "BOOM"})
+            + frame("step_completed", executionId="E", stepId="a", output="never seen")
+        )
+        try:
+            for _ in range(500):
+                conn.send(frame("flow_completed", executionId="E", result="never seen"))
+                conn.stall(0.01)
+        except OSError:
+            hung_up.set()
+
+    return responder
+
+
+def test_step_error_ends_events_even_if_the_server_goes_on(
+    scripted_server: Any, frame: Frame
+) -> None:
+    hung_up = threading.Event()
+    scripted_server.responders = [failing_then_more(frame, hung_up)]
+    with client(scripted_server) as c:
+        types = [e.type for e in c.flow("o/p/f").events(message="hi")]
+    assert types == ["run_started", "step_error"]
+    assert hung_up.wait(5), "the client kept the failed stream open"
+    assert len(scripted_server.posts()) == 1
+
+
+async def test_async_step_error_ends_events_even_if_the_server_goes_on(
+    scripted_server: Any, frame: Frame
+) -> None:
+    hung_up = threading.Event()
+    scripted_server.responders = [failing_then_more(frame, hung_up)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
+        types = [e.type async for e in c.flow("o/p/f").events(message="hi")]
+    assert types == ["run_started", "step_error"]
+    assert await asyncio.to_thread(hung_up.wait, 5), "the client kept the failed stream open"
+    assert len(scripted_server.posts()) == 1
+
+
+async def test_async_break_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
+    hung_up = threading.Event()
+
+    def endless(request: Any, conn: Any) -> None:
+        conn.start_stream()
+        try:
+            conn.send(frame("run_started", executionId="E"))
+            for _ in range(500):
+                conn.send(b": keepalive\n\n")
+                conn.stall(0.01)
+        except OSError:
+            hung_up.set()
+
+    scripted_server.responders = [endless]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
+        async for event in c.flow("o/p/f").events(message="hi"):
+            assert event.type == "run_started"
+            break
+        assert await asyncio.to_thread(hung_up.wait, 5), "the server never saw the client hang up"
+
+
+@pytest.mark.parametrize("method", ["events", "steps"])
+def test_sync_streams_refuse_a_coroutine_tool_handler_at_call_time(method: str) -> None:
+    async def handler(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return []
+
+    # A closed port: any request would be a connection error, not a TypeError.
+    flow = nk.Noukai(api_key=KEY, base_url="http://127.0.0.1:9/api/v1").flow("o/p/f")
+    with pytest.raises(TypeError, match="AsyncNoukai"):
+        getattr(flow, method)(message="x", tool_handler=handler)
