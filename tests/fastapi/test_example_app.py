@@ -90,3 +90,15 @@ def test_defaults_to_loopback_port_8000() -> None:
 
     args = build_parser().parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_defaults_to_the_local_dev_server(
+    serve_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ["NOUKAI_API_KEY", "NOUKAI_BASE_URL", "NOUKAI_ORG", "NOUKAI_PROJECT"]:
+        monkeypatch.delenv(name, raising=False)
+    app = create_app()
+    with serve_app(app):
+        client = app.state.noukai
+        assert client.base_url == "http://127.0.0.1:8080/api/v1"
+        assert (client.default_org, client.default_project) == ("local", "demo")
