@@ -274,3 +274,29 @@ async def test_trace_decorator_joins_the_active_scope_and_captures_alone() -> No
         assert scope.mode is nk.ScopeMode.CAPTURE
         assert await handler() == scope.session_id
         assert sync_handler() == scope.session_id
+
+
+async def test_a_decorated_handler_under_a_replay_scope_replays_and_never_forks(
+    scripted_server: Any, replay_on: None
+) -> None:
+    """A `@trace` route under a middleware's replay scope: same session, same cassette.
+
+    Only the outermost scope checks leftovers: the handler consumes one of the
+    two recorded runs and returns normally; the middleware's scope, at its
+    exit, reports the other.
+    """
+    serve(scripted_server, {SID: (200, SESSION)})
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
+
+        @nk.trace
+        async def handler() -> tuple[str | None, Any]:
+            result = await c.flow("o/p/hello-world").execute(message="x")
+            return nk.current_session_id(), result
+
+        with pytest.raises(nk.ReplayLeftoverError) as info:
+            async with nk.trace_scope(client=c, replay_session_id=SID):
+                session_id, result = await handler()
+                assert session_id == SID
+                assert (result.result, result.session_id) == ({"response": "hi"}, SID)
+    assert info.value.execution_id == "E2"
+    assert live_requests(scripted_server) == [] and len(scripted_server.requests) == 1
