@@ -339,10 +339,12 @@ async def _submit(state: ServerState, request: Request, org: str, project: str, 
 
 
 @router.get("/jobs/{execution_id}")
+@router.get("/{version}/jobs/{execution_id}")
 async def poll_job(request: Request, org: str, project: str, slug: str,
-                   execution_id: str) -> Response:
+                   execution_id: str, version: str | None = None) -> Response:
     state = get_state(request)
     principal = authenticate(state.workspace, state.limiter, request)
+    parse_version(version)
     check_project(state.workspace, principal, org, project)
     run = await state.runs.get(execution_id)
     if run is None or run.trigger != "job" or (run.org, run.project, run.slug) != (

@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from . import _store as db
 from ._app import ServerState, get_state
-from ._auth import authenticate, check_project
+from ._auth import authenticate, check_project, parse_version
 from ._capture import SNAPSHOTS, as_context
 from ._errors import ApiError, validation_error
 from ._runs import RunState
@@ -28,9 +28,12 @@ router = APIRouter(prefix="/api/v1/seq")
 
 
 async def _run_for(request: Request, org: str, project: str, slug: str,
-                   run_id: str) -> tuple[ServerState, RunState]:
+                   run_id: str, version: str | None) -> tuple[ServerState, RunState]:
+    """The run, if it belongs to the flow in the path (any version segment is accepted:
+    runs are never versioned, contract §2)."""
     state = get_state(request)
     principal = authenticate(state.workspace, state.limiter, request)
+    parse_version(version)
     check_project(state.workspace, principal, org, project, what="run")
     run = await state.runs.get(run_id)
     if run is None or (run.org, run.project, run.slug) != (org, project, slug):
@@ -82,16 +85,18 @@ def latest_per_block(rows: list[dict[str, Any]], top_level_only: bool) -> list[d
 
 
 @router.get("/{org}/{project}/{slug}/runs/{run_id}")
+@router.get("/{org}/{project}/{slug}/{version}/runs/{run_id}")
 async def run_summary(request: Request, org: str, project: str, slug: str,
-                      run_id: str) -> Response:
-    _state, run = await _run_for(request, org, project, slug, run_id)
+                      run_id: str, version: str | None = None) -> Response:
+    _state, run = await _run_for(request, org, project, slug, run_id, version)
     return JSONResponse(summary(run))
 
 
 @router.get("/{org}/{project}/{slug}/runs/{run_id}/trace")
+@router.get("/{org}/{project}/{slug}/{version}/runs/{run_id}/trace")
 async def run_trace(request: Request, org: str, project: str, slug: str,
-                    run_id: str) -> Response:
-    state, run = await _run_for(request, org, project, slug, run_id)
+                    run_id: str, version: str | None = None) -> Response:
+    state, run = await _run_for(request, org, project, slug, run_id, version)
     rows = await state.store.call(db.run_attempts, run.id)
     steps = [step_trace(r) for r in latest_per_block(rows, top_level_only=False)]
     return JSONResponse({"flowRun": summary(run), "steps": steps})
@@ -109,9 +114,10 @@ def _int_query(request: Request, *names: str) -> int | None:
 
 
 @router.get("/{org}/{project}/{slug}/runs/{run_id}/steps/{step_id}/trace")
+@router.get("/{org}/{project}/{slug}/{version}/runs/{run_id}/steps/{step_id}/trace")
 async def run_step_trace(request: Request, org: str, project: str, slug: str, run_id: str,
-                         step_id: str) -> Response:
-    state, run = await _run_for(request, org, project, slug, run_id)
+                         step_id: str, version: str | None = None) -> Response:
+    state, run = await _run_for(request, org, project, slug, run_id, version)
     loop_index = _int_query(request, "loop_index", "loopIndex")
     attempt = request.query_params.get("attempt")
     rows = [r for r in await state.store.call(db.run_attempts, run.id)
@@ -132,9 +138,10 @@ async def run_step_trace(request: Request, org: str, project: str, slug: str, ru
 
 
 @router.get("/{org}/{project}/{slug}/runs/{run_id}/trace/stream")
+@router.get("/{org}/{project}/{slug}/{version}/runs/{run_id}/trace/stream")
 async def run_trace_stream(request: Request, org: str, project: str, slug: str,
-                           run_id: str) -> Response:
-    state, run = await _run_for(request, org, project, slug, run_id)
+                           run_id: str, version: str | None = None) -> Response:
+    state, run = await _run_for(request, org, project, slug, run_id, version)
     raw = request.headers.get("last-event-id", "").strip()
     last = int(raw) if raw.isdigit() else 0
     return live_trace_stream(state, run, last)

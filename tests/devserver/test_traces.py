@@ -195,3 +195,15 @@ def test_live_trace_of_a_waiting_step_run_heartbeats_then_closes_when_idle(
     assert [f.data["eventType"] for f in rest][-1] == "flow_completed"
     api.close()
     server.stop()
+
+
+def test_run_and_job_routes_also_answer_under_a_version_segment(api: Api) -> None:
+    run_id = api.execute("two-step", {"message": "v"}).json()["executionId"]
+    base = f"/seq/local/demo/two-step/runs/{run_id}"
+    versioned = f"/seq/local/demo/two-step/v0/runs/{run_id}"
+    for suffix in ("", "/trace", "/steps/draft/trace", "/trace/stream"):
+        assert api.get(versioned + suffix).content == api.get(base + suffix).content
+    assert_error(api.get(f"/seq/local/demo/two-step/latest/runs/{run_id}"), 404, "NOT_FOUND")
+    job = api.http.post(api.flow("hello-world", "jobs"), json={"message": "j"}).json()
+    polled = api.get(f"/seq/local/demo/hello-world/v3/jobs/{job['executionId']}")
+    assert polled.json()["executionId"] == job["executionId"]
