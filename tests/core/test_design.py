@@ -142,3 +142,30 @@ def test_scope_twins_take_the_same_arguments() -> None:
     assert shape(inspect.signature(nk.trace_scope)) == shape(inspect.signature(nk.trace_scope_sync))
     assert nk.replay is nk.trace
     assert nk.replay_scope is nk.trace_scope and nk.replay_scope_sync is nk.trace_scope_sync
+
+
+NO_REQUEST = {"flow", "run", "close", "aclose", "__init__", "__enter__", "__exit__"}
+NO_REQUEST |= {"__aenter__", "__aexit__"}
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [cls for pair in PAIRS[1:] for cls in pair] + [nk.PausedResult],
+    ids=lambda c: c.__name__,
+)
+def test_every_method_that_makes_a_request_takes_a_timeout_in_seconds(cls: type) -> None:
+    """Issue 5 item 15: `timeout` is in seconds everywhere, and every call takes one."""
+    methods = {
+        name: inspect.signature(value)
+        for name, value in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") or name in NO_REQUEST
+    }
+    if cls is nk.PausedResult:
+        methods = {name: methods[name] for name in ("resume", "resume_sync")}
+    missing = [
+        name
+        for name, sig in methods.items()
+        if name not in NO_REQUEST and "timeout" not in sig.parameters
+    ]
+    assert methods.keys() - NO_REQUEST, f"{cls.__name__} has no request-making method"
+    assert missing == []
