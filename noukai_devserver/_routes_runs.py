@@ -120,6 +120,8 @@ async def run_step_trace(request: Request, org: str, project: str, slug: str, ru
     state, run = await _run_for(request, org, project, slug, run_id, version)
     loop_index = _int_query(request, "loop_index", "loopIndex")
     attempt = request.query_params.get("attempt")
+    if attempt in ("latest", ""):  # the SDK's own name for the default
+        attempt = None
     rows = [r for r in await state.store.call(db.run_attempts, run.id)
             if r["step_id"] == step_id
             and (loop_index is None or r["loop_index"] == loop_index)]

@@ -49,6 +49,9 @@ def test_step_trace_attempts_of_a_retried_block(api: Api) -> None:
     base = "/steps/flaky/trace"
     latest = _run(api, "flaky-retry", run_id, base).json()
     assert latest["stepId"] == "flaky" and latest["attempt"] == 2
+    named = api.get(f"/seq/local/demo/flaky-retry/runs/{run_id}{base}",
+                    params={"attempt": "latest"}).json()
+    assert named == latest
     assert latest["status"] == "completed"
     every = api.get(f"/seq/local/demo/flaky-retry/runs/{run_id}{base}",
                     params={"attempt": "all"}).json()
