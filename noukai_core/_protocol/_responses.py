@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -71,11 +72,30 @@ def parse_execute(response: RawResponse) -> ExecuteResult | PausedResult:
         raise _invalid(response, f"execute result: {exc.error_count()} invalid field(s)") from None
 
 
-# The wire name each model stands for, computed once: reading `model_fields`
-# per frame costs more than the rest of the bookkeeping.
-_CANONICAL: dict[type, str] = {
-    model: str(model.model_fields["event_type"].default) for model in set(EVENT_TYPES.values())
+# Per wire name: the model's compiled validator (called directly, skipping
+# `model_validate_json`'s Python wrapper) and the canonical name it stands for.
+# Built once: per frame only a dict lookup and one call into pydantic-core remain.
+_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    name: (
+        model.__pydantic_validator__.validate_json,
+        str(model.model_fields["event_type"].default),
+    )
+    for name, model in EVENT_TYPES.items()
 }
+
+
+def _warn_rejected(exc: ValidationError, wire_type: str) -> None:
+    kind = exc.errors()[0]["type"] if exc.error_count() else ""
+    if kind == "json_invalid":
+        logger.warning(
+            "noukai: skipped a malformed stream frame (invalid JSON, event %r)", wire_type
+        )
+    elif kind != "model_type":  # a JSON array or scalar: not an event, dropped silently
+        logger.warning(
+            "noukai: skipped a %s frame the event model rejects (%d invalid field(s))",
+            wire_type,
+            exc.error_count(),
+        )
 
 
 def parse_stream_event(frame: ServerSentEvent) -> StreamEvent | None:
@@ -84,37 +104,30 @@ def parse_stream_event(frame: ServerSentEvent) -> StreamEvent | None:
     Skipped silently: unknown type, non-object payload. Skipped with a warning:
     malformed JSON, a payload the event model rejects. The `event:` line wins
     over the payload's `eventType` (contract §6.1 rule 3); with it, the JSON
-    text is parsed and validated in one pass.
+    text is parsed and validated in one pass by that type's validator.
     """
-    wire_type: object = frame.event
+    wire_type = frame.event
     if not wire_type:
         try:
             payload = json.loads(frame.data)
         except ValueError:
             logger.warning("noukai: skipped a malformed stream frame (invalid JSON)")
             return None
-        wire_type = payload.get("eventType") if isinstance(payload, dict) else None
-    model = EVENT_TYPES.get(wire_type) if isinstance(wire_type, str) else None
-    if model is None:
+        named = payload.get("eventType") if isinstance(payload, dict) else None
+        if not isinstance(named, str):
+            return None
+        wire_type = named
+    parser = _PARSERS.get(wire_type)
+    if parser is None:
         return None
+    validate, canonical = parser
     try:
-        event = model.model_validate_json(frame.data)
+        event: StreamEvent = validate(frame.data)
     except ValidationError as exc:
-        kind = exc.errors()[0]["type"] if exc.error_count() else ""
-        if kind == "json_invalid":
-            logger.warning(
-                "noukai: skipped a malformed stream frame (invalid JSON, event %r)", wire_type
-            )
-        elif kind != "model_type":  # a JSON array or scalar: not an event, dropped silently
-            logger.warning(
-                "noukai: skipped a %s frame the event model rejects (%d invalid field(s))",
-                wire_type,
-                exc.error_count(),
-            )
+        _warn_rejected(exc, wire_type)
         return None
-    canonical = _CANONICAL[model]
     if event.event_type != canonical:  # e.g. the legacy `flow_started`, or no `eventType`
         event.event_type = canonical
     if frame.id is not None:
         event.event_id = frame.id
-    return event  # type: ignore[return-value]
+    return event

@@ -1,0 +1,157 @@
+"""The SSE decoder's fast path (LF frames read whole) and general path (any line end) agree.
+
+Every stream here is checked against `reference_decode`, a plain line-by-line
+reading of the same rules written independently of the decoder, over the
+whole stream at once. The decoder gets the stream cut into random chunks, so
+frames, lines, CRLF pairs and UTF-8 characters are split at random points.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import tracemalloc
+
+import pytest
+
+from noukai_core._protocol._sse import ServerSentEvent, SSEDecoder
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def reference_decode(stream: bytes) -> list[ServerSentEvent]:
+    events: list[ServerSentEvent] = []
+    event_type, data, has_data = "", [], False
+    last_id: str | None = None
+    retry: int | None = None
+    for raw in _LINE_END.split(stream)[:-1]:  # the last piece has no line end yet
+        line = raw.decode("utf-8", "replace")
+        if not line:
+            if has_data:
+                events.append(ServerSentEvent(event_type, "\n".join(data), last_id, retry))
+                data, has_data, retry = [], False, None
+            event_type = ""
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+            has_data = True
+        elif name == "event":
+            event_type = value
+        elif name == "id" and "\x00" not in value:
+            last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            retry = int(value)
+    return events
+
+
+def decode_in_chunks(stream: bytes, rng: random.Random, pieces: int) -> list[ServerSentEvent]:
+    cuts = sorted(rng.randrange(len(stream) + 1) for _ in range(pieces - 1))
+    bounds = [0, *cuts, len(stream)]
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for start, end in itertools.pairwise(bounds):
+        events += decoder.feed(stream[start:end])
+    return events
+
+
+# Lines a server might send, the odd ones included: no space after the colon,
+# two spaces, fields without a colon, unknown fields, ids with a NUL, bad
+# retries, multi-byte and invalid UTF-8, comments, lone blank lines.
+_LINES = [
+    b"event: step_output",
+    b"event:step_completed",
+    b"event: ",
+    b"event",
+    b'data: {"eventType":"step_output","stepId":"s","outputData":"caf\xc3\xa9 \xe2\x82\xac"}',
+    b"data:no-space",
+    b"data:  two-spaces",
+    b"data: ",
+    b"data",
+    b"data: \xff\xfe broken \xe2\x82",
+    b"id: 7",
+    b"id: a\x00b",
+    b"id",
+    b"retry: 1500",
+    b"retry: 1x",
+    b": keepalive",
+    b":",
+    b"other: field",
+    b"",
+]
+
+
+def _fast_frame(rng: random.Random) -> list[bytes]:
+    text = "".join(rng.choice('ab é€"\\{}:') for _ in range(rng.randrange(0, 40)))
+    return [b"event: step_output", b"data: " + text.encode(), b""]
+
+
+def random_stream(rng: random.Random, endings: list[bytes]) -> bytes:
+    lines: list[bytes] = []
+    for _ in range(rng.randrange(1, 30)):
+        if rng.random() < 0.5:
+            lines += _fast_frame(rng)
+        else:
+            lines += [rng.choice(_LINES) for _ in range(rng.randrange(1, 5))] + [b""]
+    out = bytearray()
+    for line in lines:
+        out += line + rng.choice(endings)
+    if rng.random() < 0.3:
+        out += rng.choice(_LINES)  # an unterminated tail, discarded
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "endings",
+    [[b"\n"], [b"\r\n"], [b"\r"], [b"\n", b"\r\n", b"\r"]],
+    ids=["LF", "CRLF", "CR", "mixed"],
+)
+def test_random_streams_split_at_random_points_match_the_reference(endings: list[bytes]) -> None:
+    rng = random.Random(f"sse-{endings!r}")
+    for _ in range(150):
+        stream = random_stream(rng, endings)
+        expected = reference_decode(stream)
+        for pieces in (1, 2, rng.randrange(3, 12), len(stream) or 1):
+            got = decode_in_chunks(stream, rng, pieces)
+            assert got == expected, f"stream {stream!r} in {pieces} pieces"
+
+
+def test_a_cr_after_lf_frames_switches_paths_without_losing_the_pending_frame() -> None:
+    rng = random.Random("switch")
+    for _ in range(150):
+        stream = random_stream(rng, [b"\n"]) + random_stream(rng, [b"\r\n", b"\r", b"\n"])
+        expected = reference_decode(stream)
+        for pieces in (2, rng.randrange(3, 12)):
+            assert decode_in_chunks(stream, rng, pieces) == expected, f"stream {stream!r}"
+
+
+def test_a_frame_longer_than_the_buffer_limit_is_read_line_by_line() -> None:
+    # Thousands of comment lines with no blank line between two data lines: the
+    # decoder folds the unfinished frame once it grows, and the event is intact.
+    stream = b"event: x\ndata: 1\n" + b": keepalive\n" * 20_000 + b"data: 2\n\n" + b"data: 3\n\n"
+    expected = [
+        ServerSentEvent("x", "1\n2", None, None),
+        ServerSentEvent("", "3", None, None),
+    ]
+    assert reference_decode(stream) == expected
+    rng = random.Random("long")
+    for pieces in (1, 7, 300):
+        assert decode_in_chunks(stream, rng, pieces) == expected
+
+
+def test_memory_stays_flat_over_a_long_frame_that_never_ends() -> None:
+    decoder = SSEDecoder()
+    chunk = b": keepalive with no blank line\n" * 2_000  # ~62 KB
+    tracemalloc.start()
+    try:
+        for _ in range(160):  # ~10 MB in all
+            assert decoder.feed(chunk) == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, f"the decoder held {peak} bytes"
