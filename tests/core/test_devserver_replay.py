@@ -80,8 +80,9 @@ async def test_capture_then_replay_round_trip(
     assert hello.execution_id == recorded["hello"].execution_id
     assert comparable(events) == comparable(recorded["events"])
     assert failed.status == "failed" and failed.error is not None
-    assert failed.error.code == recorded["failed"].error.code
-    assert failed.error.step_id == recorded["failed"].error.step_id
+    assert failed.error == recorded["failed"].error  # code, message and failed step id
+    assert failed.error.code and failed.error.message and failed.error.step_id
+    assert failed.execution_id == recorded["failed"].execution_id
     paths = [r.path for r in scripted_server.requests]
     assert paths == [f"/seq/sessions/{session_id}"]
 
