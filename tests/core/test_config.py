@@ -91,6 +91,29 @@ def test_bad_identifiers_are_value_errors(bad: str) -> None:
         client.flow(bad)
 
 
+@pytest.mark.parametrize("bad", ["..", ".", "a/b", "a b", "", "é"])
+def test_every_path_segment_is_validated_before_a_url_is_built(bad: str) -> None:
+    with pytest.raises(ValueError):
+        nk.Noukai(api_key=KEY, org=bad, project="p")
+    with pytest.raises(ValueError):
+        nk.AsyncNoukai(api_key=KEY, org="o", project=bad)
+    client = nk.Noukai(api_key=KEY, org="acme", project="p")
+    for identifier in (
+        {"org": bad, "project": "p", "slug": "s"},
+        {"org": "o", "project": bad, "slug": "s"},
+        {"slug": bad},
+    ):
+        with pytest.raises(ValueError):
+            client.flow(identifier)
+    with pytest.raises(ValueError):
+        client.flow(org="o", project="p", slug=bad)
+    flow = client.flow("s")
+    with pytest.raises(ValueError):
+        flow.run(bad)
+    with pytest.raises(ValueError):
+        flow.run("E").step_trace(bad)
+
+
 def test_short_slug_without_defaults_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="defaults"):
         nk.Noukai(api_key=KEY).flow("grade-3")

@@ -105,7 +105,8 @@ async def test_async_early_close(aclient: nk.AsyncNoukai) -> None:
 def test_failed_block_is_a_failed_result(client: nk.Noukai) -> None:
     result = client.flow("always-fails").execute(message="x")
     assert isinstance(result, nk.ExecuteResult) and result.status == "failed"
-    assert result.error is not None and result.error.code and result.error.step_id == "explode"
+    assert result.error is not None and result.error.step_id == "explode"
+    assert result.error.code and result.error.message
 
 
 def test_failed_block_makes_steps_raise(client: nk.Noukai) -> None:
