@@ -168,10 +168,11 @@ class Engine:
                                 error={"code": "CANCELLED", "message": "run cancelled"})
             raise
         has_llm = usage.prompt + usage.completion > 0
+        # A loop's tokens and cost are on its inner attempts in the trace (summing a
+        # trace's steps must not count them twice); its step_completed carries the total.
         self._write_attempt(run, block, None, attempt, "completed", order=order,
-                            started_at=started, t0=t0, model=None,
-                            usage=usage if has_llm else None, input_data=input_data,
-                            output=output)
+                            started_at=started, t0=t0, model=None, usage=None,
+                            input_data=input_data, output=output)
         yield self._completed(run, block, index, output, t0, usage if has_llm else None)
 
     def _completed(self, run: RunState, block: Block, index: int, output: Any, t0: float,

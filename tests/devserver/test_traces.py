@@ -76,6 +76,14 @@ def test_loop_index_appears_in_traces(api: Api) -> None:
     trace = _run(api, "loop-list", run_id, "/trace").json()
     assert [(s["stepId"], s["loopIndex"]) for s in trace["steps"]] == [
         ("each", None), ("describe", 0), ("describe", 1), ("describe", 2)]
+    # Costs sum once: on the inner attempts, not again on the loop.
+    assert trace["steps"][0]["costUsd"] is None
+    inner = sum(Decimal(s["costUsd"]) for s in trace["steps"][1:])
+    assert inner > 0
+    _r, frames = api.step("loop-list", {"stepIndex": 0,
+                                        "parameters": {"items": ["a", "b", "c"]}})
+    done = next(e for e in events(frames) if e["eventType"] == "step_completed")
+    assert Decimal(done["costUsd"]) == inner
     one = api.get(f"/seq/local/demo/loop-list/runs/{run_id}/steps/describe/trace",
                   params={"loop_index": "1"}).json()
     assert one["loopIndex"] == 1 and one["inputContext"]["item"] == "b"
