@@ -91,11 +91,31 @@ class NoukaiTraceMiddleware:
         except InvalidReplayHeader as exc:
             await send_error_response(send, replay_error_response(exc))
             return
-        await _RequestSession(self, scope, receive, send, replay_id).run()
+        if replay_id is None:
+            await self._capture(scope, receive, send)
+        else:
+            await _RequestSession(self, scope, receive, send, replay_id).run()
+
+    async def _capture(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The common request: a fresh session, nothing held back, nothing to map.
+
+        Capture does no I/O, so the sync twin of the scope serves (the same
+        context variable) at a fraction of the async context manager's cost;
+        this path runs on every request, so it is kept to one closure.
+        """
+        with trace_scope_sync() as session:
+            session_id = session.session_id
+
+            async def send_with_session(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = _with_session_header(message, session_id)
+                await send(message)
+
+            await self.app(scope, receive, send_with_session)
 
 
 class _RequestSession:
-    """The state of one request: its scope, and what has been sent so far."""
+    """One replayed request: its scope, and what has been sent or held so far."""
 
     def __init__(
         self,
@@ -103,37 +123,28 @@ class _RequestSession:
         scope: Scope,
         receive: Receive,
         send: Send,
-        replay_id: str | None,
+        replay_id: str,
     ) -> None:
         self.middleware = middleware
         self.scope = scope
         self.receive = receive
         self.send = send
         self.replay_id = replay_id
-        self.session_id: str | None = replay_id
+        self.session_id = replay_id
         self.started = False  # a response start has gone to the server
         self.finished = False  # the last body message has gone to the server
-        self.held: list[Message] = []  # replay mode: start (+ single body) held back
+        self.held: list[Message] = []  # the start (+ a single body message) held back
 
     async def run(self) -> None:
         entered = False
         try:
-            if self.replay_id is None:
-                # Capture does no I/O, so the sync twin of the scope serves
-                # (the same context variable) at a fraction of the cost of the
-                # async context manager; this runs on every request.
-                with trace_scope_sync() as scope:
-                    entered = True
-                    self.session_id = scope.session_id
-                    await self.middleware.app(self.scope, self.receive, self._send)
-            else:
-                client = self.middleware.clients.get(self.scope)
-                # The async scope fetches the recorded session at entry, so a
-                # bad session is answered before the app runs.
-                async with trace_scope(client=client, replay_session_id=self.replay_id) as scope:
-                    entered = True
-                    self.session_id = scope.session_id
-                    await self.middleware.app(self.scope, self.receive, self._send)
+            client = self.middleware.clients.get(self.scope)
+            # The async scope fetches the recorded session at entry, so a bad
+            # session is answered before the app runs.
+            async with trace_scope(client=client, replay_session_id=self.replay_id) as scope:
+                entered = True
+                self.session_id = scope.session_id
+                await self.middleware.app(self.scope, self.receive, self._send)
         except ReplayError as exc:
             await self._replay_failed(exc)
             return
@@ -146,8 +157,7 @@ class _RequestSession:
             error = upstream_error_response(exc)
             logger.warning("noukai replay could not start: %s (%s)", error.code,
                            type(exc).__name__)
-            extra = {HEADER_RESPONSE_SESSION: self.replay_id or ""}
-            await send_error_response(self.send, error, extra)
+            await send_error_response(self.send, error, {HEADER_RESPONSE_SESSION: self.replay_id})
             return
         for message in self.held:
             await self._forward(message)
@@ -156,10 +166,8 @@ class _RequestSession:
     async def _send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            message = _with_session_header(message, self.session_id or "")
-            if self.replay_id is not None:
-                self.held.append(message)
-                return
+            self.held.append(_with_session_header(message, self.session_id))
+            return
         elif self.held:
             if (
                 kind == "http.response.body"
@@ -186,8 +194,7 @@ class _RequestSession:
         error = replay_error_response(exc)
         if not self.started:
             self.held.clear()
-            extra = {HEADER_RESPONSE_SESSION: self.session_id} if self.session_id else None
-            await send_error_response(self.send, error, extra)
+            await send_error_response(self.send, error, {HEADER_RESPONSE_SESSION: self.session_id})
             return
         logger.warning(
             "noukai replay failed after the response started (%s, session %s); "
