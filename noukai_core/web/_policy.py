@@ -105,6 +105,12 @@ def _compile(rules: frozenset[str]) -> _CompiledRules:
     return _CompiledRules(frozenset(drop), nested)
 
 
+#: Per (event class, event type): the pydantic `exclude` equivalent to the drop
+#: rules (None: the rules need the dict path), and whether a set `error` field
+#: must take the dict path to be reduced to its code.
+_Plan = tuple["dict[str, Any] | None", bool]
+
+
 @dataclass(frozen=True)
 class EventPolicy:
     """An allowlist of event types and, per type, the fields to drop.
@@ -176,7 +182,6 @@ class EventPolicy:
             out = _codes_only(out)
         return out
 
-
     def dump_json(self, event: BaseModel) -> bytes | None:
         """The browser's view of a typed event (a noukai_core event model) as JSON.
 
@@ -206,9 +211,6 @@ class EventPolicy:
         return type(event).__pydantic_serializer__.to_json(
             event, by_alias=True, exclude_none=True, exclude=exclude or None
         )
-
-
-_Plan = tuple["dict[str, Any] | None", bool]
 
 
 def _model_plan(model: type[BaseModel], rules: _CompiledRules, expose_errors: bool) -> _Plan:
