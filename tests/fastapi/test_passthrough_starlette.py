@@ -80,3 +80,15 @@ def test_flow_events_response_in_custom_routes(serve_app: Any, canned_upstream: 
     bodies = [json.loads(body) for _, _, _, body in canned_upstream.requests]
     assert [b["message"] for b in bodies] == ["fixed by the app", "from fastapi"]
     assert bodies[1]["parameters"] == {"tone": "dry"}
+
+
+def test_explicit_client_needs_no_lifespan(serve_app: Any, canned_upstream: Any) -> None:
+    from noukai_core import AsyncNoukai
+
+    client = AsyncNoukai(**options(canned_upstream))
+    app = Starlette(routes=[Mount("/noukai", routes=flow_stream_routes(["hello-world"],
+                                                                       client=client))])
+    with serve_app(app) as base:
+        response = httpx.post(f"{base}/noukai/flows/hello-world", json={"message": "hi"})
+    assert frame_types(response.content)[-1] == "flow_completed"
+    assert canned_upstream.requests[0][1] == "/api/v1/seq/acme/demo/hello-world/step"
