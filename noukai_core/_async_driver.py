@@ -79,10 +79,15 @@ async def stream_events(
                 async with transport.stream(spec) as body:
                     request_id = body.request_id
                     async for chunk in body.chunks:
-                        for event in stream.feed(chunk):
-                            if isinstance(event, ToolCallsRequired) and handler is not None:
-                                stream.resume(await call_handler(handler, event.tool_calls))
-                            yield event
+                        events = stream.feed(chunk)
+                        if handler is None:
+                            for event in events:  # no per-event work beyond the yield
+                                yield event
+                        else:
+                            for event in events:
+                                if isinstance(event, ToolCallsRequired):
+                                    stream.resume(await call_handler(handler, event.tool_calls))
+                                yield event
                         if stream.stream_done:
                             break
             except APIConnectionError as exc:

@@ -88,10 +88,14 @@ def stream_events(
                 with transport.stream(spec) as body:
                     request_id = body.request_id
                     for chunk in body.chunks:
-                        for event in stream.feed(chunk):
-                            if isinstance(event, ToolCallsRequired) and handler is not None:
-                                stream.resume(call_handler(handler, event.tool_calls))
-                            yield event
+                        events = stream.feed(chunk)
+                        if handler is None:
+                            yield from events  # no per-event Python work without a handler
+                        else:
+                            for event in events:
+                                if isinstance(event, ToolCallsRequired):
+                                    stream.resume(call_handler(handler, event.tool_calls))
+                                yield event
                         if stream.stream_done:
                             break
             except APIConnectionError as exc:

@@ -160,3 +160,16 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     "step_paused_for_tool_calls": ToolCallsRequired,
     "flow_completed": FlowCompleted,
 }
+
+
+def stamp_step_index(event: StreamEvent, index: int) -> None:
+    """Set `step_index` as plain assignment would, without pydantic's `__setattr__` dispatch.
+
+    The step cursor stamps nearly every event of a stream, and the generic
+    `__setattr__` costs more than the rest of that bookkeeping. This does what
+    pydantic does for a plain field (no `validate_assignment`, not frozen):
+    store the value and mark the field as set, so `model_dump(exclude_unset=True)`
+    and `model_fields_set` see it exactly as after `event.step_index = index`.
+    """
+    event.__dict__["step_index"] = index
+    event.__pydantic_fields_set__.add("step_index")

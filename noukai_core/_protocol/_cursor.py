@@ -29,12 +29,15 @@ from noukai_core._models._events import (
     StepStarted,
     StreamEvent,
     ToolCallsRequired,
+    stamp_step_index,
 )
 from noukai_core._protocol._requests import RunOptions, normalize_tool_results
 from noukai_core._protocol._responses import parse_stream_event
 from noukai_core._protocol._sse import SSEDecoder
 
-_IN_STEP = (StepStarted, StepInput, StepOutput)
+# Exact types: the parser builds these classes and no subclass, and a set
+# lookup is cheaper than `isinstance` against a tuple on every event.
+_IN_STEP: frozenset[type] = frozenset((StepStarted, StepInput, StepOutput))
 
 
 class Signal(enum.Enum):
@@ -43,6 +46,9 @@ class Signal(enum.Enum):
     TOOLS = "tools"  # paused for tools: needs results before the next call
     FINISHED = "finished"  # flow_completed
     FAILED = "failed"  # step_error
+
+
+_CONTINUE = Signal.CONTINUE  # read per event: a module global is the cheapest lookup
 
 
 class StepCursor:
@@ -94,14 +100,14 @@ class StepCursor:
             self.execution_id = event.execution_id or (
                 event.run_id if isinstance(event, RunStarted) else None
             )
-        if isinstance(event, _IN_STEP):
-            event.step_index = self.completed
+        if type(event) in _IN_STEP:  # the bulk of a stream: tested first, by exact type
+            stamp_step_index(event, self.completed)
         elif isinstance(event, StepCompleted):
-            event.step_index = self.completed
+            stamp_step_index(event, self.completed)
             self.accumulated[event.step_id] = event.output
             self.completed += 1
         elif isinstance(event, StepPaused):
-            event.step_index = max(self.completed - 1, 0)
+            stamp_step_index(event, max(self.completed - 1, 0))
             return Signal.NEXT_CALL
         elif isinstance(event, ToolCallsRequired):
             # The server's index is flow-absolute here (contract §6.3) and is
@@ -111,11 +117,11 @@ class StepCursor:
             self.pause = event
             return Signal.TOOLS
         elif isinstance(event, StepFailed):
-            event.step_index = self.completed
+            stamp_step_index(event, self.completed)
             return Signal.FAILED
         elif isinstance(event, FlowCompleted):
             return Signal.FINISHED
-        return Signal.CONTINUE
+        return _CONTINUE
 
     def resume(self, tool_results: Sequence[dict[str, Any]]) -> None:
         if self.pause is None:
@@ -170,23 +176,34 @@ class StepStream:
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Decode a chunk into typed events, stopping at the terminal frame."""
         events: list[StreamEvent] = []
+        if self._signal is not _CONTINUE:
+            return events
+        observe = self.cursor.observe
         for frame in self._decoder.feed(chunk):
-            if self.stream_done:
-                break
             event = parse_stream_event(frame)
             if event is None:
                 continue
-            self._signal = self.cursor.observe(event)
-            if isinstance(event, ToolCallsRequired):
-                if self.has_tool_handler and self._rounds >= self.max_tool_rounds:
-                    raise ToolCallLimitError(
-                        f"the flow still requests tools after {self.max_tool_rounds} round(s)",
-                        code="TOOL_CALL_LIMIT_CLIENT",
-                        execution_id=self.execution_id,
-                    )
-                event._resumer = self.resume
+            signal = observe(event)
+            if signal is not _CONTINUE:
+                # The terminal frame of this HTTP stream: frames after it are
+                # not part of the run and are dropped.
+                self._signal = signal
+                if signal is Signal.TOOLS:
+                    self._attach_resumer(event)
+                events.append(event)
+                break
             events.append(event)
         return events
+
+    def _attach_resumer(self, event: StreamEvent) -> None:
+        assert isinstance(event, ToolCallsRequired)
+        if self.has_tool_handler and self._rounds >= self.max_tool_rounds:
+            raise ToolCallLimitError(
+                f"the flow still requests tools after {self.max_tool_rounds} round(s)",
+                code="TOOL_CALL_LIMIT_CLIENT",
+                execution_id=self.execution_id,
+            )
+        event._resumer = self.resume
 
     def resume(self, tool_results: list[dict[str, Any]]) -> None:
         self.cursor.resume(tool_results)
