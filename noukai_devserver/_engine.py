@@ -270,8 +270,15 @@ class Engine:
             run.meta.pop("pause", None)
             output = {block.output_key: reply.text}
             if block.stream:
-                async for event in self._stream_chunks(run, block, str(reply.text)):
-                    yield event
+                try:
+                    async for event in self._stream_chunks(run, block, str(reply.text)):
+                        yield event
+                except asyncio.CancelledError:
+                    self._write_attempt(run, block, None, attempt, "failed", order=order,
+                                        started_at=started, t0=t0, model=block.model,
+                                        usage=usage, input_data=input_data,
+                                        error={"code": "CANCELLED", "message": "run cancelled"})
+                    raise
             self._write_attempt(run, block, None, attempt, "completed", order=order,
                                 started_at=started, t0=t0, model=block.model, usage=usage,
                                 input_data=input_data, output=output)

@@ -170,3 +170,25 @@ def test_loop_inner_steps_use_only_drop_safe_events(api: Api) -> None:
     assert loop_done["stepId"] == "each" and loop_done["iterations"] == 2
     assert got[-1]["result"] == {"items": [{"response": "Echo: Item 0: x"},
                                            {"response": "Echo: Item 1: y"}]}
+
+
+def test_disconnect_while_output_streams_records_the_attempt_failed(
+        noukai_devserver_factory) -> None:  # type: ignore[no-untyped-def]
+    server = noukai_devserver_factory(stream_delay=2.0)
+    api = Api(server)
+    with httpx.stream("POST", f"{server.base_url}/seq/local/demo/stream-story/step",
+                      json={"message": "cut", "stepIndex": 0},
+                      headers={"Authorization": f"Bearer {server.api_key}"},
+                      timeout=30) as response:
+        buffer = b""
+        for chunk in response.iter_bytes():
+            buffer += chunk
+            if b"event: step_output" in buffer:
+                break
+    run_id = events(parse_sse(buffer[: buffer.rindex(b"\n\n") + 2]))[0]["executionId"]
+    path = f"/seq/local/demo/stream-story/runs/{run_id}"
+    wait_for(lambda: api.get(path).json()["status"] == "cancelled")
+    step = api.get(f"{path}/steps/story/trace").json()
+    assert step["status"] == "failed" and step["errorContext"]["code"] == "CANCELLED"
+    api.close()
+    server.stop()
