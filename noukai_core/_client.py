@@ -15,6 +15,7 @@ from noukai_core._async_flow import AsyncFlow
 from noukai_core._config import (
     FlowIdentifier,
     FlowTarget,
+    check_timeout,
     resolve_api_key,
     resolve_base_url,
     resolve_defaults,
@@ -47,15 +48,22 @@ class _ClientBase:
         max_connections: int | None,
     ) -> None:
         key = resolve_api_key(api_key)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        client_timeout = check_timeout(timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        if max_connections is not None and (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ValueError(
+                f"max_connections must be an int >= 1 or None, not {max_connections!r}"
+            )
         self._default_org, self._default_project = resolve_defaults(org, project)
         self._settings = TransportSettings(
             base_url=resolve_base_url(base_url, env),
             api_key=key,
-            timeout=float(timeout),
+            timeout=client_timeout,
             max_retries=max_retries,
             log_handler=log_handler,
             log_payloads=log_payloads,

@@ -37,6 +37,22 @@ def validate_segment(kind: str, value: object) -> str:
     return value
 
 
+def check_timeout(timeout: float) -> float:
+    """A timeout in seconds (issue 5 item 15): a positive number.
+
+    Checked when the method is called, so a bad value is a clear `ValueError`
+    at the caller's line rather than an error from deep inside httpx.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def check_call_timeout(timeout: float | None) -> float | None:
+    """A per-call `timeout=`: None (the client's default) or a valid timeout."""
+    return None if timeout is None else check_timeout(timeout)
+
+
 def resolve_api_key(api_key: str | None) -> str:
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV_VAR)
     if not key:

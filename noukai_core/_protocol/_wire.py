@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from noukai_core._config import check_call_timeout
+
 
 @dataclass(frozen=True)
 class RequestSpec:
@@ -29,6 +31,10 @@ class RequestSpec:
     idempotency_key: str | None = None
     timeout: float | None = None
     session_fetch: bool = False
+
+    def __post_init__(self) -> None:
+        # Every per-call `timeout=` passes here before anything is sent.
+        check_call_timeout(self.timeout)
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,28 @@ async def test_aclose_twice_is_safe() -> None:
     client = nk.AsyncNoukai(api_key=KEY)
     await client.aclose()
     await client.aclose()
+
+
+@pytest.mark.parametrize("bad", [0, -1, "10", True])
+def test_a_per_call_timeout_must_be_positive_seconds(bad: object) -> None:
+    # A closed port: a request would be a connection error, not a ValueError.
+    client = nk.Noukai(api_key=KEY, base_url="http://127.0.0.1:9/api/v1", max_retries=0)
+    flow = client.flow("a/b/c")
+    calls = [
+        lambda: flow.execute(message="x", timeout=bad),
+        lambda: list(flow.events(message="x", timeout=bad)),
+        lambda: flow.execute_async(message="x", timeout=bad),
+        lambda: flow.run("E").trace(timeout=bad),
+        lambda: flow.run("E").step_trace("s", timeout=bad),
+        lambda: list(flow.run("E").live_trace(timeout=bad)),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="timeout"):
+            call()
+
+
+@pytest.mark.parametrize("bad", [0, -5, "10", 2.5])
+def test_max_connections_must_be_a_positive_int_or_none(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_connections"):
+        nk.Noukai(api_key=KEY, max_connections=bad)  # type: ignore[arg-type]
+    assert nk.AsyncNoukai(api_key=KEY, max_connections=None).base_url
