@@ -189,6 +189,7 @@ async def _execute(state: ServerState, request: Request, org: str, project: str,
         resume = _resume_of(state, run, req)
         _check_credits(state, org)
         start = run.paused_index or 0
+        run.state = "active"  # claimed now: a concurrent second resume is refused
     else:
         inputs = _fresh_inputs(flow, req, allow_messages=True)
         _check_credits(state, org)
@@ -305,6 +306,7 @@ async def _step(state: ServerState, request: Request, org: str, project: str, sl
                            "blockOverrides": req.block_overrides,
                            "inputOverrides": req.input_overrides})
         _check_credits(state, org)
+        run.state = "active"  # claimed now: an overlapping call gets RUN_BUSY
     events = state.driver.drive(run, start, run_remaining=req.run_remaining, resume=resume)
     return step_stream(state, run, prelude, events, _session_headers(run), on_close)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 from devserver_helpers import Api, assert_error, events
 
@@ -256,3 +258,21 @@ def test_one_round_per_place_named_by_the_caller(api: Api, message: str,
         body = api.execute("tools-enabled", _resume(body, [result])).json()
     assert asked == places
     assert body["status"] == "completed"
+
+
+async def test_two_concurrent_resumes_of_one_pause_run_the_block_once(api: Api) -> None:
+    paused = api.execute("tools-enabled", _fresh("Weather in Tokyo?")).json()
+    body = _resume(paused, [{"role": "tool", "toolCallId": paused["toolCalls"][0]["id"],
+                             "content": "x"}])
+    async with httpx.AsyncClient(base_url=api.server.base_url, headers=dict(api.http.headers),
+                                 timeout=30) as client:
+        responses = await asyncio.gather(*[
+            client.post(api.flow("tools-enabled", "execute"), json=body) for _ in range(4)])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 400, 400, 400]
+    for response in responses:
+        if response.status_code == 400:
+            assert_error(response, 400, "EXECUTION_ID_INVALID")
+    attempts = api.get(f"/seq/local/demo/tools-enabled/runs/{paused['executionId']}"
+                       "/steps/weather/trace", params={"attempt": "all"}).json()["attempts"]
+    assert [a["status"] for a in attempts] == ["completed"]
