@@ -10,13 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from noukai_core._config import (
-    FlowTarget,
-    Version,
-    check_call_timeout,
-    validate_segment,
-    version_segment,
-)
+from noukai_core._config import FlowTarget, Version, validate_segment, version_segment
 from noukai_core._protocol._cursor import StepStream
 from noukai_core._protocol._execute import ExecuteCall
 from noukai_core._protocol._polling import JobPoller, LiveTraceState
@@ -93,7 +87,7 @@ class FlowBase:
             options=options,
             session_id=plan.session_id,
             cassette=plan.cassette,
-            timeout=check_call_timeout(timeout),
+            timeout=timeout,
             has_tool_handler=has_tool_handler,
             max_tool_rounds=_check_rounds(max_tool_rounds),
             idempotency_key=idempotency_key,
