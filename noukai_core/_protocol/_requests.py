@@ -77,8 +77,44 @@ def new_idempotency_key() -> str:
     return f"nk-idem-{uuid.uuid4().hex}"
 
 
-def _session_headers(session_id: str | None) -> dict[str, str]:
-    return {HEADER_SESSION_ID: session_id} if session_id else {}
+def _work_post(
+    path: str,
+    body: dict[str, Any],
+    *,
+    session_id: str | None,
+    timeout: float | None,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    """A POST that can start (and bill) a run: `/execute`, `/jobs` or `/step`.
+
+    It always carries an `Idempotency-Key`, fixed here so every retry of the
+    call reuses it (issue 5 item 9), and `X-Session-Id` only when the caller
+    passes one: tool resumes never do (contract §1.2, §8.1).
+    """
+    return RequestSpec(
+        "POST",
+        path,
+        json=body,
+        headers={HEADER_SESSION_ID: session_id} if session_id else {},
+        starts_work=True,
+        idempotency_key=idempotency_key or new_idempotency_key(),
+        timeout=timeout,
+    )
+
+
+def _fresh_body(options: RunOptions, **fields: Any) -> dict[str, Any]:
+    """A fresh `/execute` or `/jobs` body: the inputs, then the defaults Python always sends."""
+    return _compact(
+        {
+            "message": options.message,
+            "parameters": options.parameters,
+            "blockOverrides": options.block_overrides,
+            **fields,
+            "iterationsUsed": 0,
+            "accumulatedOutputs": {},
+            "trace": options.trace,
+        }
+    )
 
 
 def execute_spec(
@@ -91,28 +127,19 @@ def execute_spec(
     idempotency_key: str | None,
 ) -> RequestSpec:
     """A fresh `/execute` (E1)."""
-    body = _compact(
-        {
-            "message": options.message,
-            "messages": options.messages,
-            "parameters": options.parameters,
-            "blockOverrides": options.block_overrides,
-            "attachments": options.attachments,
-            "tools": options.tools,
-            "toolChoice": options.tool_choice,
-            "iterationsUsed": 0,
-            "accumulatedOutputs": {},
-            "trace": options.trace,
-        }
+    body = _fresh_body(
+        options,
+        messages=options.messages,
+        attachments=options.attachments,
+        tools=options.tools,
+        toolChoice=options.tool_choice,
     )
-    return RequestSpec(
-        "POST",
+    return _work_post(
         f"{target.base_path}{version_path}/execute",
-        json=body,
-        headers=_session_headers(session_id),
-        starts_work=True,
-        idempotency_key=idempotency_key or new_idempotency_key(),
+        body,
+        session_id=session_id,
         timeout=timeout,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -129,7 +156,7 @@ def resume_spec(
     tool_results: Sequence[Mapping[str, Any]],
     timeout: float | None,
 ) -> RequestSpec:
-    """A tool-result resume of `/execute` (contract §8.1): no `X-Session-Id`."""
+    """A tool-result resume of `/execute` (contract §8.1): no `message`, no `X-Session-Id`."""
     body = _compact(
         {
             "parameters": options.parameters,
@@ -145,13 +172,12 @@ def resume_spec(
             "trace": options.trace,
         }
     )
-    return RequestSpec(
-        "POST",
+    return _work_post(
         f"{target.base_path}{version_path}/execute",
-        json=body,
-        starts_work=True,
-        idempotency_key=new_idempotency_key(),
+        body,
+        session_id=None,
         timeout=timeout,
+        idempotency_key=None,
     )
 
 
@@ -164,14 +190,12 @@ def step_spec(
     timeout: float | None,
 ) -> RequestSpec:
     """One `/step` call (E2); `body` comes from the step cursor."""
-    return RequestSpec(
-        "POST",
+    return _work_post(
         f"{target.base_path}{version_path}/step",
-        json=body,
-        headers=_session_headers(session_id),
-        starts_work=True,
-        idempotency_key=new_idempotency_key(),
+        body,
+        session_id=session_id,
         timeout=timeout,
+        idempotency_key=None,
     )
 
 
@@ -184,25 +208,13 @@ def jobs_spec(
     timeout: float | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    """A job submission (E3): the subset of ExecuteRequest the SDKs send there."""
-    body = _compact(
-        {
-            "message": options.message,
-            "parameters": options.parameters,
-            "blockOverrides": options.block_overrides,
-            "iterationsUsed": 0,
-            "accumulatedOutputs": {},
-            "trace": options.trace,
-        }
-    )
-    return RequestSpec(
-        "POST",
+    """A job submission (E3): the subset of ExecuteRequest the SDKs send there (§9.1)."""
+    return _work_post(
         f"{target.base_path}{version_path}/jobs",
-        json=body,
-        headers=_session_headers(session_id),
-        starts_work=True,
-        idempotency_key=idempotency_key or new_idempotency_key(),
+        _fresh_body(options),
+        session_id=session_id,
         timeout=timeout,
+        idempotency_key=idempotency_key,
     )
 
 
