@@ -90,14 +90,27 @@ def _fresh_inputs(flow: Flow, req: FlowRequest, *, allow_messages: bool) -> dict
 def _new_run(state: ServerState, request: Request, org: str, project: str, flow: Flow,
              version: int, trigger: str, inputs: dict[str, Any], trace: bool) -> RunState:
     capture = "full" if trace else state.workspace.capture_mode(org, project, flow)
-    session = request.headers.get("x-session-id") or None
+    session = canonical_session_id(request.headers.get("x-session-id") or None)
     return RunState(id=str(uuid.uuid4()), org=org, project=project, slug=flow.slug, flow=flow,
                     version=version, trigger=trigger, session_id=session, capture=capture,
                     inputs=inputs)
 
 
-def _session_headers(run: RunState) -> dict[str, str]:
-    return {"X-Noukai-Session": run.session_id} if run.session_id else {}
+def canonical_session_id(value: str | None) -> str | None:
+    """UUIDs are stored lower-case and hyphenated, so any spelling fetches the session;
+    other strings (the SDK allows them) are kept as sent."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+def _session_headers(run: RunState, request: Request) -> dict[str, str]:
+    """Echo the session: as the client spelled it, else (resumes) the run's tag."""
+    session = request.headers.get("x-session-id") or run.session_id
+    return {"X-Noukai-Session": session} if session else {}
 
 
 def _result_body(run: RunState, last: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +212,7 @@ async def _execute(state: ServerState, request: Request, org: str, project: str,
         resume, start = None, 0
     last = await _until_shutdown(state, _last_event(
         state.driver.drive(run, start, run_remaining=True, resume=resume)))
-    return _result_body(run, last), _session_headers(run)
+    return _result_body(run, last), _session_headers(run, request)
 
 
 async def _last_event(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
@@ -308,7 +321,7 @@ async def _step(state: ServerState, request: Request, org: str, project: str, sl
         _check_credits(state, org)
         run.state = "active"  # claimed now: an overlapping call gets RUN_BUSY
     events = state.driver.drive(run, start, run_remaining=req.run_remaining, resume=resume)
-    return step_stream(state, run, prelude, events, _session_headers(run), on_close)
+    return step_stream(state, run, prelude, events, _session_headers(run, request), on_close)
 
 
 @router.post("/jobs")
@@ -337,7 +350,7 @@ async def _submit(state: ServerState, request: Request, org: str, project: str, 
     await state.runs.flush()
     state.jobs.submit(run)
     return ({"executionId": run.id, "status": "pending", "flowId": run.flow_id,
-             "blockCount": run.block_count}, _session_headers(run))
+             "blockCount": run.block_count}, _session_headers(run, request))
 
 
 @router.get("/jobs/{execution_id}")

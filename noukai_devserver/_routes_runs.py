@@ -178,10 +178,10 @@ async def session(request: Request, session_id: str) -> Response:
     state = get_state(request)
     principal = authenticate(state.workspace, state.limiter, request)
     try:
-        uuid.UUID(session_id)
+        canonical = str(uuid.UUID(session_id))
     except ValueError:
         raise ApiError(400, "INVALID_SESSION_ID", "session ids are UUIDs") from None
-    runs = await state.store.call(db.session_runs, session_id)
+    runs = await state.store.call(db.session_runs, canonical)
     if not runs:
         raise ApiError(404, "SESSION_NOT_FOUND", f"no execution is tagged {session_id}")
     if any(r["org"] != principal.org for r in runs):

@@ -106,3 +106,20 @@ def test_expired_session_is_410(noukai_devserver_factory) -> None:  # type: igno
         _session(client, sid))), 410, "SESSION_EXPIRED")
     client.close()
     server.stop()
+
+
+def test_any_spelling_of_a_uuid_finds_the_session_and_resumes_echo_it(api: Api) -> None:
+    sid = uuid.uuid4()
+    sent = str(sid).upper()
+    paused = api.execute("tools-enabled", {"message": "Weather in Kyiv?", "tools": [TOOL]},
+                         headers={"X-Session-Id": sent})
+    assert paused.headers["x-noukai-session"] == sent
+    body = paused.json()
+    resumed = api.execute("tools-enabled", {
+        "executionId": body["executionId"], "pausedAtStep": "weather", "tools": [TOOL],
+        "toolCallMessages": body["toolCallMessages"] + [
+            {"role": "tool", "toolCallId": body["toolCalls"][0]["id"], "content": "ok"}]})
+    assert resumed.headers["x-noukai-session"] == str(sid)
+    for spelling in (str(sid), sent, sid.hex):
+        executions = _session(api, spelling).json()["executions"]
+        assert [e["executionId"] for e in executions] == [body["executionId"]]
