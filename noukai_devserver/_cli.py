@@ -18,7 +18,8 @@ from ._flows import WorkspaceError
 from ._workspace import DEMO_WORKSPACE, Workspace, load_workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=False,
-                  help="Local server for the Noukai HTTP API.")
+                  help="Local server for the Noukai HTTP API. Without a command it serves, "
+                       "with the options below; `publish` stores a flow version.")
 
 WorkspaceOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional
     "--workspace", help="Workspace directory (default: the built-in demo workspace).")]
