@@ -31,12 +31,20 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from noukai_core._constants import REPLAY_ENABLED_ENV_VAR
 from noukai_core._errors import ReplayDisabledError
 from noukai_core._protocol._replay import ReplayCassette, parse_session
 from noukai_core._protocol._requests import canonical_session_uuid, session_spec
+
+if TYPE_CHECKING:  # annotations only: the scope module does no I/O itself
+    from noukai_core._client import AsyncNoukai, Noukai
+    from noukai_core._protocol._wire import RawResponse
+    from noukai_core._transport._async import AsyncTransport
+    from noukai_core._transport._sync import SyncTransport
+
+    Transport = SyncTransport | AsyncTransport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,80 +173,97 @@ def _join(active: TraceScope, replay_session_id: str | None) -> TraceScope:
     return active
 
 
-def _sender(client: Any, transport: Any) -> Any:
+def _enter(replay_session_id: str | None) -> tuple[TraceScope, bool]:
+    """The scope a `with` gets, and whether it is the outermost (which owns it)."""
+    active = _ACTIVE.get()
+    if active is not None:
+        return _join(active, replay_session_id), False
+    return _open(replay_session_id), True
+
+
+def _sender(client: Noukai | AsyncNoukai | None, transport: Transport | None) -> Transport | None:
     if transport is not None:
         return transport
-    if client is not None:
-        return client._transport
-    return None
+    return client._transport if client is not None else None
+
+
+@contextmanager
+def _activated(scope: TraceScope) -> Iterator[TraceScope]:
+    """Make the outermost `scope` active for the block (set and reset here, in one frame).
+
+    Replay leftovers are checked only after a clean exit: an exception from
+    the block is the error the caller needs, not a leftover report on top.
+    """
+    token = _ACTIVE.set(scope)
+    try:
+        yield scope
+    finally:
+        _ACTIVE.reset(token)
+    if scope.cassette is not None:
+        scope.cassette.check_leftovers()
 
 
 @asynccontextmanager
 async def trace_scope(
     *,
     replay_session_id: str | None = None,
-    transport: Any = None,
-    client: Any = None,
+    transport: Transport | None = None,
+    client: Noukai | AsyncNoukai | None = None,
 ) -> AsyncIterator[TraceScope]:
     """Group every SDK call inside under one session; replay one if asked.
 
     `client=` (or the reference's `transport=client._transport`) lets a replay
     scope fetch its session at entry; without it the first call fetches.
     """
-    active = _ACTIVE.get()
-    if active is not None:
-        yield _join(active, replay_session_id)
+    scope, outermost = _enter(replay_session_id)
+    if not outermost:
+        yield scope
         return
-    scope = _open(replay_session_id)
     sender = _sender(client, transport)
     if scope.cassette is not None and sender is not None:
         response = sender.send(session_spec(scope.cassette.session_id))
         if inspect.isawaitable(response):
             response = await response
         scope.cassette.load(parse_session(response))
-    token = _ACTIVE.set(scope)
-    try:
+    with _activated(scope):
         yield scope
-    finally:
-        _ACTIVE.reset(token)
-    if scope.cassette is not None:
-        scope.cassette.check_leftovers()
 
 
 @contextmanager
 def trace_scope_sync(
     *,
     replay_session_id: str | None = None,
-    transport: Any = None,
-    client: Any = None,
+    transport: Transport | None = None,
+    client: Noukai | AsyncNoukai | None = None,
 ) -> Iterator[TraceScope]:
-    """The sync twin of `trace_scope` (same arguments, same scope object)."""
-    active = _ACTIVE.get()
-    if active is not None:
-        yield _join(active, replay_session_id)
+    """The sync twin of `trace_scope` (same arguments, same scope object).
+
+    An async client's transport cannot fetch here; the first call in the
+    scope then fetches the session instead.
+    """
+    scope, outermost = _enter(replay_session_id)
+    if not outermost:
+        yield scope
         return
-    scope = _open(replay_session_id)
     sender = _sender(client, transport)
     if (
         scope.cassette is not None
         and sender is not None
         and not inspect.iscoroutinefunction(sender.send)
     ):
-        scope.cassette.load(parse_session(sender.send(session_spec(scope.cassette.session_id))))
-    token = _ACTIVE.set(scope)
-    try:
+        response = sender.send(session_spec(scope.cassette.session_id))
+        scope.cassette.load(parse_session(cast("RawResponse", response)))
+    with _activated(scope):
         yield scope
-    finally:
-        _ACTIVE.reset(token)
-    if scope.cassette is not None:
-        scope.cassette.check_leftovers()
 
 
 @overload
 def trace(func: F, /) -> F: ...
 @overload
-def trace(*, client: Any = None) -> Callable[[F], F]: ...
-def trace(func: F | None = None, /, *, client: Any = None) -> F | Callable[[F], F]:
+def trace(*, client: Noukai | AsyncNoukai | None = None) -> Callable[[F], F]: ...
+def trace(
+    func: F | None = None, /, *, client: Noukai | AsyncNoukai | None = None
+) -> F | Callable[[F], F]:
     """Run the decorated function (sync or async) inside a session scope.
 
     Use as `@trace` or `@trace(client=...)`. Under an active scope (a
