@@ -160,10 +160,10 @@ def test_step_error_ends_events_and_makes_steps_raise(scripted_server: Any, fram
     )
 
 
-def test_breaking_out_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
-    closed = threading.Event()
+def endless_stream(frame: Frame, hung_up: threading.Event) -> Callable[[Any, Any], None]:
+    """One `run_started`, then keep-alives for seconds; notes when the client hangs up."""
 
-    def endless(request: Any, conn: Any) -> None:
+    def responder(request: Any, conn: Any) -> None:
         conn.start_stream()
         try:
             conn.send(frame("run_started", executionId="E"))
@@ -171,9 +171,14 @@ def test_breaking_out_closes_the_http_stream(scripted_server: Any, frame: Frame)
                 conn.send(b": keepalive\n\n")
                 conn.stall(0.01)
         except OSError:
-            closed.set()
+            hung_up.set()
 
-    scripted_server.responders = [endless]
+    return responder
+
+
+def test_breaking_out_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
+    closed = threading.Event()
+    scripted_server.responders = [endless_stream(frame, closed)]
     with client(scripted_server) as c:
         for event in c.flow("o/p/f").events(message="hi"):
             assert event.type == "run_started"
@@ -296,18 +301,7 @@ async def test_async_step_error_ends_events_even_if_the_server_goes_on(
 
 async def test_async_break_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
     hung_up = threading.Event()
-
-    def endless(request: Any, conn: Any) -> None:
-        conn.start_stream()
-        try:
-            conn.send(frame("run_started", executionId="E"))
-            for _ in range(500):
-                conn.send(b": keepalive\n\n")
-                conn.stall(0.01)
-        except OSError:
-            hung_up.set()
-
-    scripted_server.responders = [endless]
+    scripted_server.responders = [endless_stream(frame, hung_up)]
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
         async for event in c.flow("o/p/f").events(message="hi"):
             assert event.type == "run_started"
