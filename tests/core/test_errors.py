@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -94,3 +95,21 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 
 def test_timeout_is_a_connection_error() -> None:
     assert issubclass(nk.APITimeoutError, nk.APIConnectionError)
+
+
+def test_the_docstring_tree_shows_every_error_and_every_error_carries_the_five_facts() -> None:
+    import noukai_core._errors as errors_module
+
+    tree = errors_module.__doc__ or ""
+    public_errors = [
+        value
+        for value in vars(nk).values()
+        if isinstance(value, type) and issubclass(value, nk.NoukaiError)
+    ]
+    assert len(public_errors) == 19  # NoukaiError, 9 flow errors, ReplayError and 8 replays
+    for cls in public_errors:
+        node = re.compile(rf"^[\s│├└─]*{cls.__name__}\b", re.MULTILINE)  # a line of the tree
+        assert node.search(tree), f"{cls.__name__} is missing from the hierarchy tree"
+        err = cls("why")
+        facts = (err.status_code, err.code, err.execution_id, err.request_id, err.response_body)
+        assert facts == (None, None, None, None, None), cls.__name__
