@@ -169,3 +169,8 @@ def test_every_method_that_makes_a_request_takes_a_timeout_in_seconds(cls: type)
     ]
     assert methods.keys() - NO_REQUEST, f"{cls.__name__} has no request-making method"
     assert missing == []
+
+
+def test_the_two_resumes_of_a_paused_result_take_the_same_arguments() -> None:
+    resume = inspect.signature(nk.PausedResult.resume)
+    assert shape(resume) == shape(inspect.signature(nk.PausedResult.resume_sync))

@@ -257,3 +257,16 @@ async def test_async_tool_handler_and_stream_resume(aclient: nk.AsyncNoukai) -> 
             assert event.step_index == 0
             event.resume(tool_results=weather(event.tool_calls))
     assert types.count("tool_calls_required") == 1 and types[-1] == "flow_completed"
+
+
+def test_manual_resume_of_a_sync_stream(client: nk.Noukai) -> None:
+    types = []
+    for event in client.flow("tools-enabled").events(
+        message="What is the weather in Tokyo?", tools=[WEATHER_TOOL]
+    ):
+        types.append(event.type)
+        if isinstance(event, nk.ToolCallsRequired):
+            assert event.tool_calls[0]["function"]["name"] == "get_weather"
+            event.resume(tool_results=weather(event.tool_calls))
+    assert types.count("tool_calls_required") == 1
+    assert types[-2:] == ["step_completed", "flow_completed"]
