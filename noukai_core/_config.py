@@ -25,6 +25,7 @@ from noukai_core._constants import (
 from noukai_core._errors import AuthenticationError
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+_KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a header value can carry
 
 Version = str | int
 FlowIdentifier = str | Mapping[str, str]
@@ -63,6 +64,15 @@ def resolve_api_key(api_key: str | None) -> str:
         # Never echo the value: it may be a real secret pasted in the wrong place.
         raise AuthenticationError(
             f"invalid API key: Noukai keys start with {API_KEY_PREFIX!r}", code="INVALID_API_KEY"
+        )
+    if not _KEY_CHARACTERS.fullmatch(key):
+        # A key with a stray newline or a non-ASCII character cannot go into a
+        # header: httpx would fail later with a misleading connection error, or
+        # with an encoding error whose repr carries the whole key.
+        raise AuthenticationError(
+            "invalid API key: it contains whitespace or non-ASCII characters "
+            "(a trailing newline from a file or an environment variable?)",
+            code="INVALID_API_KEY",
         )
     return key
 

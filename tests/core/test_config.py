@@ -25,6 +25,14 @@ def test_key_without_prefix_is_rejected_without_echoing_it() -> None:
     assert "sk_secret_value" not in str(info.value)
 
 
+@pytest.mark.parametrize("bad", ["nk_secret_value\n", "nk_secret value", "nk_secrét_value"])
+def test_a_key_that_cannot_be_a_header_is_rejected_without_echoing_it(bad: str) -> None:
+    for client_class in (nk.Noukai, nk.AsyncNoukai):
+        with pytest.raises(nk.AuthenticationError, match="whitespace or non-ASCII") as info:
+            client_class(api_key=bad)
+        assert "secr" not in str(info.value) and "secr" not in repr(info.value)
+
+
 def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOUKAI_API_KEY", KEY)
     with nk.Noukai() as client:
