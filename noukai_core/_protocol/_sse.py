@@ -25,10 +25,10 @@ the stream: it splits lines on LF, CRLF and CR. tests/core/test_sse_paths.py
 checks both paths against a plain reference decoder on random streams split
 at random points.
 
-Memory: on the fast path the buffer holds the unfinished frame. A frame that
-grows past `_MAX_BUFFERED_FRAME` without ending (say a server's comment lines
-with no blank line) has its complete lines folded into the pending event, as
-the general path does, so the buffer is then at most one partial line.
+Memory and work stay linear: on the fast path the buffer holds an unfinished
+frame only while it can still be the fast shape (an `event:` line and at most
+one more); any other unfinished frame has its complete lines folded into the
+pending event at once, as the general path does, leaving one partial line.
 """
 
 from __future__ import annotations
@@ -48,11 +48,6 @@ class ServerSentEvent(NamedTuple):
 # `ServerSentEvent(...)` goes through a generated Python `__new__`; building the
 # tuple directly is the same object for a third of the cost, paid once per frame.
 _new_event = tuple.__new__
-
-# Past this many buffered bytes an unfinished frame is folded into the pending
-# event line by line, so no stream can make the buffer grow without bound
-# except by sending one endless line.
-_MAX_BUFFERED_FRAME = 64 * 1024
 
 
 def _frame_end(data: bytes | bytearray, pos: int) -> int:
@@ -119,7 +114,13 @@ class SSEDecoder:
             pos = self._fast_frames(data, pos, events)
             end = _frame_end(data, pos)
             if end == -1:
-                if size - pos > _MAX_BUFFERED_FRAME and find(b"\n", pos) != -1:
+                # An unfinished frame stays buffered whole only while it can still
+                # be the fast shape; otherwise its complete lines are folded now,
+                # so the buffer never holds more than that shape's two lines and
+                # no line is scanned again on the next chunk.
+                if find(b"\n", pos) != -1 and not (
+                    data.startswith(b"event: ", pos) and data.count(b"\n", pos) <= 2
+                ):
                     self._mid_frame = True
                     continue
                 break
