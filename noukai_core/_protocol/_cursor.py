@@ -17,7 +17,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from noukai_core._errors import APIConnectionError, FlowExecutionError, ToolCallLimitError
+from noukai_core._errors import APIConnectionError, FlowExecutionError
 from noukai_core._models._events import (
     FlowCompleted,
     RunStarted,
@@ -34,6 +34,7 @@ from noukai_core._models._events import (
 from noukai_core._protocol._requests import RunOptions, normalize_tool_results
 from noukai_core._protocol._responses import parse_stream_event
 from noukai_core._protocol._sse import SSEDecoder
+from noukai_core._protocol._tool_rounds import ToolRounds
 
 # Exact types: the parser builds these classes and no subclass, and a set
 # lookup is cheaper than `isinstance` against a tuple on every event.
@@ -147,8 +148,7 @@ class StepStream:
     ) -> None:
         self.cursor = StepCursor(options, run_remaining=run_remaining)
         self.has_tool_handler = has_tool_handler
-        self.max_tool_rounds = max_tool_rounds
-        self._rounds = 0
+        self._rounds = ToolRounds(max_tool_rounds)
         self._decoder = SSEDecoder()
         self._signal = Signal.CONTINUE
         self._resumed = False
@@ -197,17 +197,13 @@ class StepStream:
 
     def _attach_resumer(self, event: StreamEvent) -> None:
         assert isinstance(event, ToolCallsRequired)
-        if self.has_tool_handler and self._rounds >= self.max_tool_rounds:
-            raise ToolCallLimitError(
-                f"the flow still requests tools after {self.max_tool_rounds} round(s)",
-                code="TOOL_CALL_LIMIT_CLIENT",
-                execution_id=self.execution_id,
-            )
+        if self.has_tool_handler:
+            self._rounds.check(self.execution_id)
         event._resumer = self.resume
 
     def resume(self, tool_results: list[dict[str, Any]]) -> None:
         self.cursor.resume(tool_results)
-        self._rounds += 1
+        self._rounds.count()
         self._resumed = True
 
     def stream_ended(self, request_id: str | None = None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from noukai_core._config import FlowTarget
-from noukai_core._errors import ReplayMissError, ToolCallLimitError
+from noukai_core._errors import ReplayMissError
 from noukai_core._models._jobs import JobAccepted
 from noukai_core._models._results import ExecuteOutcome, PausedResult
 from noukai_core._protocol._replay import ReplayCassette, parse_session, replayed_result
@@ -25,6 +25,7 @@ from noukai_core._protocol._requests import (
     session_spec,
 )
 from noukai_core._protocol._responses import parse_execute, parse_model
+from noukai_core._protocol._tool_rounds import ToolRounds
 from noukai_core._protocol._wire import RawResponse, RunTools, Send
 
 Protocol = Generator["Send | RunTools", Any, Any]
@@ -73,20 +74,15 @@ def execute_protocol(call: ExecuteCall) -> Protocol:
         )
     )
     outcome = _stamp(parse_execute(response), call.session_id)
-    rounds = 0
+    rounds = ToolRounds(call.max_tool_rounds)
     while isinstance(outcome, PausedResult) and call.has_tool_handler:
-        if rounds >= call.max_tool_rounds:
-            raise ToolCallLimitError(
-                f"the flow still requests tools after {call.max_tool_rounds} round(s)",
-                code="TOOL_CALL_LIMIT_CLIENT",
-                execution_id=outcome.execution_id,
-            )
+        rounds.check(outcome.execution_id)
         results = yield RunTools(list(outcome.tool_calls))
         if not isinstance(results, list):
             raise TypeError(
                 f"a tool handler must return a list of dicts, not {type(results).__name__}"
             )
-        rounds += 1
+        rounds.count()
         outcome = yield from resume_protocol(call, outcome, results)
     return outcome
 

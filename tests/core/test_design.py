@@ -63,6 +63,7 @@ SANS_IO = [
     "_protocol/_responses.py",
     "_protocol/_retry.py",
     "_protocol/_polling.py",
+    "_protocol/_tool_rounds.py",
     "_protocol/_wire.py",
     "_errors.py",
     "_config.py",
