@@ -12,16 +12,27 @@ server's deterministic model calls a tool only for a weather question naming a
 place, and with `"..."` the loop under test would never run.
 `NOUKAI_API_KEY` and `NOUKAI_BASE_URL` point at the dev server, as a user's
 environment would. Fragments that use `await` run inside a coroutine.
+
+002's FastAPI adapter example imports `noukai_fastapi` and runs under a real
+uvicorn. Its Flask twin (`init_noukai_trace`) is not run here: `noukai_flask`
+has no public names yet; it belongs with the Flask integration's tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
 import noukai_core
 
@@ -452,3 +463,63 @@ def test_run_reference_000_async(env: Any, capsys: pytest.CaptureFixture[str]) -
         """
     )
     assert "Step done: summarise" in capsys.readouterr().out
+
+
+@contextlib.contextmanager
+def uvicorn_on_a_free_port(app: Any) -> Iterator[str]:
+    """Serve `app` with a real uvicorn in a thread; yields its base URL."""
+    sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK waits
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def test_capture_with_the_fastapi_adapter(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """002's adapter example, served by uvicorn; its import line names `noukai_fastapi`
+    and the undefined `Request` is given. Then 002's replay step: the same route
+    called with `X-Noukai-Replay` answers from the recorded session."""
+    from fastapi import Request
+
+    ns = run(
+        """
+        import noukai_core
+        from noukai_core import AsyncNoukai
+        noukai = AsyncNoukai(api_key=KEY, org="local", project="demo")
+        from fastapi import FastAPI
+        from noukai_fastapi import NoukaiTraceMiddleware
+        app = FastAPI()
+        app.add_middleware(NoukaiTraceMiddleware, client=noukai)
+        @app.post("/grade")
+        @noukai_core.trace
+        async def grade(req: Request) -> dict:
+            body = await req.json()
+            result = await noukai.flow("hello-world").execute(message=body["text"])
+            return {"output": result.result}
+        """,
+        KEY=env.api_key,
+        Request=Request,
+    )
+    with uvicorn_on_a_free_port(ns["app"]) as base_url:
+        captured = httpx.post(f"{base_url}/grade", json={"text": "The cat sat on the mat."})
+        session_id = captured.headers["X-Noukai-Session"]
+        monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
+        replayed = httpx.post(
+            f"{base_url}/grade",
+            headers={"X-Noukai-Replay": session_id},
+            json={"text": "anything — the body is not matched against the cassette"},
+        )
+    assert captured.status_code == 200 and captured.json()["output"]
+    assert replayed.status_code == 200 and replayed.json() == captured.json()
+    assert replayed.headers["X-Noukai-Session"] == session_id
