@@ -54,6 +54,7 @@ class ServerOptions:
     rerun_limit: int = 20
     snapshot_limit: int = 256 * 1024
     openai_base_url: str | None = None
+    reload_interval: float = 0.5
 
 
 @dataclass
@@ -87,7 +88,7 @@ class ServerState:
         self.driver = Driver(self.runs, self.engine)
         self.jobs = JobQueue(self.driver, self.runs, self.options.job_workers)
         self.limiter = RateLimiter(self.options.rate_limit_window)
-        self.resolver = FlowResolver(self.workspace, self.store)
+        self.resolver = FlowResolver(self.workspace, self.store, self.options.reload_interval)
         self.idempotency = Idempotency(self.store)
 
     @property
@@ -165,6 +166,7 @@ def create_app(state: ServerState) -> FastAPI:
             state.begin_shutdown()
             await state.jobs.stop()
             await state.runs.flush()
+            state.resolver.close()
 
     app = FastAPI(title="noukai-dev", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
@@ -173,8 +175,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(flow_router)
-    app.include_router(run_router)
+    app.router.routes.extend(flow_router.routes)
+    app.router.routes.extend(run_router.routes)
 
     @app.get("/")
     async def index(request: Request) -> dict[str, Any]:

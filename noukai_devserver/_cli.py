@@ -70,6 +70,8 @@ def serve(
     openai_base_url: Annotated[Optional[str], typer.Option(  # noqa: UP045
         envvar="NOUKAI_DEV_OPENAI_BASE_URL",
         help="OpenAI-compatible endpoint for 'openai/<model>' blocks (optional).")] = None,
+    reload_interval: Annotated[float, typer.Option(
+        help="Flow files and published versions are re-checked this often, s.")] = 0.5,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve the Noukai HTTP API (without a command); `publish` publishes a flow version."""
@@ -84,7 +86,8 @@ def serve(
         rate_limit_window=rate_limit_window, session_retention=session_retention,
         job_workers=job_workers, stream_delay=stream_delay,
         live_idle_timeout=live_idle_timeout, max_body_bytes=max_body_bytes,
-        snapshot_limit=snapshot_limit, openai_base_url=openai_base_url)
+        snapshot_limit=snapshot_limit, openai_base_url=openai_base_url,
+        reload_interval=reload_interval)
     try:
         run_server(ws, _db_for(workspace, db), host, port, options, log_level=log_level,
                    show_keys=workspace is None)

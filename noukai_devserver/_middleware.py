@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
-import secrets
 import time
 from typing import Any
 
@@ -22,6 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_log = logging.getLogger("noukai_devserver.access")
 error_log = logging.getLogger("noukai_devserver")
 _SANE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+_random = random.Random(random.SystemRandom().getrandbits(128))
+
+
+def _new_request_id() -> str:
+    """`req_` + 24 hex characters; unique, not secret (no `os.urandom` per request)."""
+    return f"req_{_random.getrandbits(96):024x}"
 
 
 class RequestContextMiddleware:
@@ -36,7 +42,7 @@ class RequestContextMiddleware:
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
                 supplied = value.decode("latin-1")
-        request_id = supplied if _SANE_ID.match(supplied) else f"req_{secrets.token_hex(12)}"
+        request_id = supplied if _SANE_ID.match(supplied) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status: dict[str, Any] = {"code": 0, "started": False}

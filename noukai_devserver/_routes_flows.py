@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
@@ -30,10 +29,11 @@ from ._requests import (
     parse_flow_request,
     read_json,
 )
-from ._runs import RunState
+from ._routing import RouteTable
+from ._runs import RunState, new_execution_id
 from ._streams import step_stream
 
-router = APIRouter(prefix="/api/v1/seq/{org}/{project}/{slug}")
+router = RouteTable("/api/v1/seq/{org}/{project}/{slug}")
 
 
 async def _preflight(request: Request, org: str, project: str, slug: str,
@@ -91,7 +91,7 @@ def _new_run(state: ServerState, request: Request, org: str, project: str, flow:
              version: int, trigger: str, inputs: dict[str, Any], trace: bool) -> RunState:
     capture = "full" if trace else state.workspace.capture_mode(org, project, flow)
     session = canonical_session_id(request.headers.get("x-session-id") or None)
-    return RunState(id=str(uuid.uuid4()), org=org, project=project, slug=flow.slug, flow=flow,
+    return RunState(id=new_execution_id(), org=org, project=project, slug=flow.slug, flow=flow,
                     version=version, trigger=trigger, session_id=session, capture=capture,
                     inputs=inputs)
 

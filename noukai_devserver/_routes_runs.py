@@ -12,7 +12,6 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
@@ -21,10 +20,11 @@ from ._app import ServerState, get_state
 from ._auth import authenticate, check_project, parse_version
 from ._capture import SNAPSHOTS, as_context
 from ._errors import ApiError, validation_error
+from ._routing import RouteTable
 from ._runs import RunState
 from ._streams import live_trace_stream
 
-router = APIRouter(prefix="/api/v1/seq")
+router = RouteTable("/api/v1/seq")
 
 
 async def _run_for(request: Request, org: str, project: str, slug: str,

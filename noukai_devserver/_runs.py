@@ -12,7 +12,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +34,15 @@ def utc_now() -> str:
     """ISO-8601 UTC with exactly 3 fractional digits (Python 3.10 `fromisoformat` safe)."""
     now = datetime.now(timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+_id_random = random.Random(random.SystemRandom().getrandbits(128))
+
+
+def new_execution_id() -> str:
+    """A random UUID v4. Seeded once from the OS: ids must be unique, not secret,
+    and `os.urandom` per request is measurably slow on small machines."""
+    return str(uuid.UUID(int=_id_random.getrandbits(128), version=4))
 
 
 def flow_id_for(org: str, project: str, slug: str) -> str:
@@ -80,7 +91,7 @@ class RunState:
     completed_at: str | None = None
     duration_ms: int | None = None
 
-    @property
+    @functools.cached_property
     def flow_id(self) -> str:
         return flow_id_for(self.org, self.project, self.slug)
 
@@ -106,6 +117,13 @@ class RunState:
             "cost": money(self.cost),
         }
 
+    def changes(self) -> dict[str, Any]:
+        """The columns that can change after creation (what `save()` writes)."""
+        row = self.row()
+        for key in _IMMUTABLE:
+            del row[key]
+        return row
+
     @classmethod
     def from_row(cls, row: dict[str, Any], seq: int) -> RunState:
         return cls(
@@ -124,6 +142,10 @@ class RunState:
             job_error=row["job_error"], completed_at=row["completed_at"],
             duration_ms=row["duration_ms"],
         )
+
+
+_IMMUTABLE = ("id", "org", "project", "slug", "flow_id", "version", "flow_json", "trigger",
+              "session_id", "capture", "block_count", "started_at", "started_ts")
 
 
 class Broker:
@@ -168,7 +190,7 @@ class Runs:
         self.store.submit(db.insert, "runs", run.row())
 
     def save(self, run: RunState) -> None:
-        self.store.submit(db.update_run, run.id, run.row())
+        self.store.submit(db.update_run, run.id, run.changes())
         if run.status in ("completed", "failed", "cancelled"):
             self._active.pop(run.id, None)
 

@@ -3,7 +3,8 @@
 Invariants:
 - Every statement runs on a single dedicated thread that owns the only
   connection, so statements are serialised: no "database is locked" between
-  requests, and `:memory:` works (one connection sees one database).
+  requests, and `:memory:` works (one connection sees one database). The
+  thread runs whatever is queued in one transaction per batch.
 - Statements are executed in submission order. `submit` (fire-and-forget)
   followed later by an awaited `call` therefore guarantees the earlier writes
   are durable before the awaited call returns; routes await one call before
@@ -21,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,41 +110,100 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class Store:
-    """Async facade over the writer thread. Create it, then `close()` at shutdown."""
+    """Async facade over the writer thread. Create it, then `close()` at shutdown.
+
+    The thread drains its queue in batches: every statement queued while it
+    was busy runs in one transaction, and awaited results are released only
+    after that transaction commits. Under load this turns a dozen small
+    commits per run into one.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noukai-db")
-        self._conn: sqlite3.Connection = self._executor.submit(connect, path).result()
-        self._closed = threading.Event()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="noukai-db",
+                                        daemon=True)
+        self._thread.start()
+        ready.result()  # re-raises a failure to open the database
+        self._closed = False
 
     def close(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             return
-        self._closed.set()
-        self._executor.submit(self._conn.close).result()
-        self._executor.shutdown(wait=True)
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
 
     # -- execution plumbing -------------------------------------------------
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` on the writer thread and await its result."""
-        return await asyncio.wrap_future(self._executor.submit(fn, self._conn, *args))
+        """Run `fn(conn, *args)` on the writer thread and await its (committed) result."""
+        future: Future[T] = Future()
+        self._queue.put((fn, args, future))
+        return await asyncio.wrap_future(future)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue `fn(conn, *args)` without waiting; failures are logged."""
-        future = self._executor.submit(fn, self._conn, *args)
-        future.add_done_callback(_log_failure)
-        return future
+        self._queue.put((fn, args, None))
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Blocking variant for start-up and shutdown code outside the loop."""
-        return self._executor.submit(fn, self._conn, *args).result()
+        future: Future[T] = Future()
+        self._queue.put((fn, args, future))
+        return future.result()
+
+    def _run(self, ready: Future[None]) -> None:
+        try:
+            conn = connect(self.path)
+        except BaseException as exc:  # reported to the constructor
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < 1000:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item is None for item in batch)
+                self._run_batch(conn, [item for item in batch if item is not None])
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        conn.execute("BEGIN")
+        for fn, args, future in batch:
+            try:
+                result = fn(conn, *args)
+            except Exception as exc:
+                if future is None:
+                    log.error("database write failed: %s", type(exc).__name__)
+                else:
+                    outcomes.append((future, False, exc))
+                continue
+            if future is not None:
+                outcomes.append((future, True, result))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # e.g. disk full: report it, keep the thread alive
+            log.error("database commit failed: %s", type(exc).__name__)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(future, False, exc) for future, _ok, _value in outcomes]
+        for future, ok, value in outcomes:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
 
-def _log_failure(future: Future[Any]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("database write failed: %s", type(exc).__name__)
+_Item = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any] | None"]
 
 
 # -- statements (each runs on the writer thread) ----------------------------

@@ -43,6 +43,7 @@ FAST_OPTIONS: dict[str, Any] = {
     "slow_seconds": 0.3,
     "stream_delay": 0.01,
     "rate_limit_window": 1.0,
+    "reload_interval": 0.05,
 }
 _READY = re.compile(r"serving http://[^\s]+:(\d+)/api/v1")
 _EXTRA_MODULES = ("fastapi", "uvicorn", "yaml", "typer")

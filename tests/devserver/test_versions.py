@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from devserver_helpers import Api, assert_error
+from devserver_helpers import Api, assert_error, wait_for
 
 from noukai_devserver.pytest_plugin import DevServer
 
@@ -53,7 +53,8 @@ def test_publish_makes_production_and_versions_are_routed_by_path(
     assert run("/v1") == {"response": "Echo: one: m"}
     assert run("/v0") == {"response": "Echo: two: m"}  # draft
     assert "version 2" in _publish(workspace, server.db, "other/app/hello").stdout
-    assert run("") == {"response": "Echo: two: m"}
+    # A running server sees the new production version within its reload interval.
+    wait_for(lambda: run("") == {"response": "Echo: two: m"})
     assert run("/v1") == {"response": "Echo: one: m"}  # immutable
     assert_error(api.http.post("/seq/other/app/hello/v0/step", json={"message": "m"}), 400,
                  "INVALID_VERSION")
@@ -94,8 +95,8 @@ def test_edited_draft_files_reload_and_running_step_runs_keep_their_definition(
 
     (folder / "edit.yaml").write_text(two.format(x="new"))
     os.utime(folder / "edit.yaml", ns=(1, 2_000_000_000_000_000_000))
-    body = api.http.post("/seq/other/app/edit/execute", json={"message": "m"}).json()
-    assert body["result"] == {"response": "Echo: new Echo: new m"}
+    wait_for(lambda: api.http.post("/seq/other/app/edit/execute", json={"message": "m"})
+             .json()["result"] == {"response": "Echo: new Echo: new m"})
     # The step run that began before the edit finishes with its pinned definition.
     rest = api.http.post("/seq/other/app/edit/step", json={
         "executionId": run_id, "stepIndex": 1,
@@ -103,11 +104,12 @@ def test_edited_draft_files_reload_and_running_step_runs_keep_their_definition(
     assert '"result":{"response":"Echo: old Echo: old m"}' in rest.text
     # A new flow file is picked up; a broken edit is a clear 400, not a crash.
     (folder / "fresh.yaml").write_text("blocks:\n  - {id: only, type: llm}\n")
-    assert api.http.post("/seq/other/app/fresh/execute",
-                         json={"message": "hi"}).json()["status"] == "completed"
+    wait_for(lambda: api.http.post("/seq/other/app/fresh/execute",
+                                   json={"message": "hi"}).json().get("status") == "completed")
     (folder / "fresh.yaml").write_text("blocks:\n  - {id: only, type: nonsense}\n")
     os.utime(folder / "fresh.yaml", ns=(1, 3_000_000_000_000_000_000))
-    broken = api.http.post("/seq/other/app/fresh/execute", json={"message": "hi"})
+    broken = wait_for(lambda: (lambda r: r if r.status_code == 400 else None)(
+        api.http.post("/seq/other/app/fresh/execute", json={"message": "hi"})))
     body = assert_error(broken, 400, "INVALID_TREE")
     assert "fresh.yaml" in body["detail"]["message"]
     assert "blocks[0].type" in body["detail"]["message"]
