@@ -32,6 +32,12 @@ if TYPE_CHECKING:  # only the transport touches httpx at run time (DESIGN: one d
 
 
 class _ClientBase:
+    """Settings both clients resolve the same way, all checked at construction.
+
+    A bad key, timeout, retry count, pool size, base URL or org/project pair
+    fails here, before any request, so a misconfigured app fails at startup.
+    """
+
     def __init__(
         self,
         api_key: str | None,

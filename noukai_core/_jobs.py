@@ -14,6 +14,12 @@ from noukai_core._transport._sync import SyncTransport
 
 
 class Job(JobBase):
+    """A job submitted by `Flow.execute_async()`; its `execution_id` is known at once.
+
+    Polls are unversioned GETs (contract §9.2), retried like any GET; a 404
+    within 5 s of the submission counts as `pending` (the queue race).
+    """
+
     def __init__(
         self,
         transport: SyncTransport,
@@ -48,6 +54,8 @@ class Job(JobBase):
 
 
 class AsyncJob(JobBase):
+    """The asyncio twin of `Job` (from `AsyncFlow.execute_async()`)."""
+
     def __init__(
         self,
         transport: AsyncTransport,

@@ -15,6 +15,8 @@ from noukai_core._transport._sync import SyncTransport
 
 
 class Run(RunBase):
+    """A past (or running) execution of a flow, by id; no request until a method is called."""
+
     def __init__(self, transport: SyncTransport, target: FlowTarget, execution_id: str) -> None:
         super().__init__(target, execution_id)
         self._transport = transport
@@ -42,6 +44,8 @@ class Run(RunBase):
 
 
 class AsyncRun(RunBase):
+    """The asyncio twin of `Run`; `live_trace()` is an async iterator."""
+
     def __init__(self, transport: AsyncTransport, target: FlowTarget, execution_id: str) -> None:
         super().__init__(target, execution_id)
         self._transport = transport

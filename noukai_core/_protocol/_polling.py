@@ -29,6 +29,8 @@ JOB_404_GRACE = 5.0
 
 
 class JobPoller:
+    """What one job's polls mean, and how long a `wait()` may still take; no I/O."""
+
     def __init__(
         self,
         target: FlowTarget,
@@ -89,6 +91,12 @@ class JobPoller:
 
 
 class LiveTraceState:
+    """One `live_trace()` across its connections (see the module docstring).
+
+    Invariant: an event is yielded at most once, by SSE id when the server
+    sends ids, else by counting the frames already passed on.
+    """
+
     MAX_RECONNECTS = 5
 
     def __init__(self, target: FlowTarget, execution_id: str) -> None:
