@@ -8,6 +8,7 @@ return value is the outcome. `Noukai` drives it with blocking calls,
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,24 @@ from noukai_core._protocol._requests import (
 )
 from noukai_core._protocol._responses import parse_execute, parse_model
 from noukai_core._protocol._tool_rounds import ToolRounds
-from noukai_core._protocol._wire import RawResponse, RunTools, Send
+from noukai_core._protocol._wire import RawResponse, RequestSpec, RunTools, Send
 
 Protocol = Generator["Send | RunTools", Any, Any]
+
+
+class FreshSpec(typing.Protocol):
+    """`execute_spec` or `jobs_spec`: the builders of a fresh, work-starting POST."""
+
+    def __call__(
+        self,
+        target: FlowTarget,
+        version_path: str,
+        options: RunOptions,
+        *,
+        session_id: str | None,
+        timeout: float | None,
+        idempotency_key: str | None,
+    ) -> RequestSpec: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,19 @@ class ExecuteCall:
     has_tool_handler: bool
     max_tool_rounds: int
     idempotency_key: str | None = None
+
+    def fresh_request(self, build: FreshSpec) -> Send:
+        """This call's fresh `/execute` or `/jobs` POST (the two take the same inputs)."""
+        return Send(
+            build(
+                self.target,
+                self.version_path,
+                self.options,
+                session_id=self.session_id,
+                timeout=self.timeout,
+                idempotency_key=self.idempotency_key,
+            )
+        )
 
 
 def ensure_loaded(cassette: ReplayCassette, timeout: float | None) -> Protocol:
@@ -63,16 +92,7 @@ def execute_protocol(call: ExecuteCall) -> Protocol:
         yield from ensure_loaded(call.cassette, call.timeout)
         recorded = call.cassette.take(call.target.slug, "execute")
         return replayed_result(recorded, session_id=call.session_id)
-    response: RawResponse = yield Send(
-        execute_spec(
-            call.target,
-            call.version_path,
-            call.options,
-            session_id=call.session_id,
-            timeout=call.timeout,
-            idempotency_key=call.idempotency_key,
-        )
-    )
+    response: RawResponse = yield call.fresh_request(execute_spec)
     outcome = _stamp(parse_execute(response), call.session_id)
     rounds = ToolRounds(call.max_tool_rounds)
     while isinstance(outcome, PausedResult) and call.has_tool_handler:
@@ -113,14 +133,5 @@ def submit_job_protocol(call: ExecuteCall) -> Protocol:
         raise ReplayMissError(
             "execute_async() jobs are captured but not replayed", code="REPLAY_JOBS_UNSUPPORTED"
         )
-    response: RawResponse = yield Send(
-        jobs_spec(
-            call.target,
-            call.version_path,
-            call.options,
-            session_id=call.session_id,
-            timeout=call.timeout,
-            idempotency_key=call.idempotency_key,
-        )
-    )
+    response: RawResponse = yield call.fresh_request(jobs_spec)
     return parse_model(response, JobAccepted)
