@@ -161,12 +161,13 @@ def test_step_error_ends_events_and_makes_steps_raise(scripted_server: Any, fram
 
 
 def endless_stream(frame: Frame, hung_up: threading.Event) -> Callable[[Any, Any], None]:
-    """One `run_started`, then keep-alives for seconds; notes when the client hangs up."""
+    """A first step, then keep-alives for seconds; notes when the client hangs up."""
 
     def responder(request: Any, conn: Any) -> None:
         conn.start_stream()
         try:
             conn.send(frame("run_started", executionId="E"))
+            conn.send(frame("step_completed", executionId="E", stepId="a", output=1))
             for _ in range(500):
                 conn.send(b": keepalive\n\n")
                 conn.stall(0.01)
@@ -318,3 +319,25 @@ def test_sync_streams_refuse_a_coroutine_tool_handler_at_call_time(method: str) 
     flow = nk.Noukai(api_key=KEY, base_url="http://127.0.0.1:9/api/v1").flow("o/p/f")
     with pytest.raises(TypeError, match="AsyncNoukai"):
         getattr(flow, method)(message="x", tool_handler=handler)
+
+
+def test_breaking_out_of_steps_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
+    hung_up = threading.Event()
+    scripted_server.responders = [endless_stream(frame, hung_up)]
+    with client(scripted_server) as c:
+        for step in c.flow("o/p/f").steps(message="hi"):
+            assert step.step_id == "a"
+            break
+        assert hung_up.wait(5), "the server never saw the client hang up"
+
+
+async def test_async_break_out_of_steps_closes_the_http_stream(
+    scripted_server: Any, frame: Frame
+) -> None:
+    hung_up = threading.Event()
+    scripted_server.responders = [endless_stream(frame, hung_up)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
+        async for step in c.flow("o/p/f").steps(message="hi"):
+            assert step.step_id == "a"
+            break
+        assert await asyncio.to_thread(hung_up.wait, 5), "the server never saw the client hang up"
