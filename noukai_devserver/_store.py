@@ -112,15 +112,18 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """Async facade over the writer thread. Create it, then `close()` at shutdown.
 
-    The thread drains its queue in batches: every statement queued while it
-    was busy runs in one transaction, and awaited results are released only
-    after that transaction commits. Under load this turns a dozen small
-    commits per run into one.
+    Writes queued with `submit` during one event-loop iteration are handed to
+    the thread together (one wake-up, not one per statement), and the thread
+    runs whatever it has been handed in one transaction; awaited results are
+    released only after that transaction commits. Under load this turns a
+    dozen small commits and thread wake-ups per run into one or two.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        self._pending: list[_Item] = []
+        self._handover_scheduled = False
         ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="noukai-db",
                                         daemon=True)
@@ -132,25 +135,49 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        self._hand_over()
         self._queue.put(None)
         self._thread.join()
 
     # -- execution plumbing -------------------------------------------------
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` on the writer thread and await its (committed) result."""
+        """Run `fn(conn, *args)` on the writer thread and await its (committed) result.
+
+        Everything submitted before runs first (same queue, same order).
+        """
         future: Future[T] = Future()
-        self._queue.put((fn, args, future))
+        self._pending.append((fn, args, future))
+        self._hand_over()
         return await asyncio.wrap_future(future)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue `fn(conn, *args)` without waiting; failures are logged."""
-        self._queue.put((fn, args, None))
+        """Queue `fn(conn, *args)` without waiting; failures are logged.
+
+        Call from the event loop's thread (or before/after the loop runs).
+        """
+        self._pending.append((fn, args, None))
+        if self._handover_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._hand_over()
+            return
+        self._handover_scheduled = True
+        loop.call_soon(self._hand_over)
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Blocking variant for start-up and shutdown code outside the loop."""
         future: Future[T] = Future()
-        self._queue.put((fn, args, future))
+        self._pending.append((fn, args, future))
+        self._hand_over()
         return future.result()
+
+    def _hand_over(self) -> None:
+        self._handover_scheduled = False
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._queue.put(batch)
 
     def _run(self, ready: Future[None]) -> None:
         try:
@@ -161,14 +188,15 @@ class Store:
         ready.set_result(None)
         try:
             while True:
-                batch = [self._queue.get()]
-                while len(batch) < 1000:
+                first = self._queue.get()
+                batches = [first]
+                while len(batches) < 100:
                     try:
-                        batch.append(self._queue.get_nowait())
+                        batches.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                stop = any(item is None for item in batch)
-                self._run_batch(conn, [item for item in batch if item is not None])
+                stop = any(b is None for b in batches)
+                self._run_batch(conn, [item for b in batches if b is not None for item in b])
                 if stop:
                     return
         finally:
