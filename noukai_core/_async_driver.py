@@ -79,7 +79,7 @@ async def stream_events(
                 async with transport.stream(spec) as body:
                     request_id = body.request_id
                     async for chunk in body.chunks:
-                        events = stream.feed(chunk)
+                        events = stream.iter_feed(chunk)
                         if handler is None:
                             for event in events:  # no per-event work beyond the yield
                                 yield event

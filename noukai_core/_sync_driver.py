@@ -88,7 +88,7 @@ def stream_events(
                 with transport.stream(spec) as body:
                     request_id = body.request_id
                     for chunk in body.chunks:
-                        events = stream.feed(chunk)
+                        events = stream.iter_feed(chunk)
                         if handler is None:
                             yield from events  # no per-event Python work without a handler
                         else:
