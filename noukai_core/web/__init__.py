@@ -5,7 +5,8 @@ and Django integrations only translate their request and response objects:
 
 - `encode_event` / `encode_comment` / `SSE_HEADERS`: how an SSE frame is written;
 - `EventPolicy`: which events and fields a browser may see, and
-  `browser_frame`: one event in, the frame a browser may see out;
+  `browser_frame` / `BrowserFrameEncoder`: one event in, the frame a browser
+  may see out (the encoder is the per-stream fast form);
 - `BrowserInputPolicy` / `is_json_media_type`: what a browser may send;
 - `replay_session_id`: whether a replay header is honoured, and for which session;
 - `replay_error_response` / `upstream_error_response`: the status and JSON
@@ -20,7 +21,7 @@ from noukai_core.web._browser_input import (
     BrowserInputPolicy,
     is_json_media_type,
 )
-from noukai_core.web._frames import browser_frame
+from noukai_core.web._frames import BrowserFrameEncoder, browser_frame
 from noukai_core.web._policy import (
     ALL_EVENTS,
     DEFAULT_DROPPED_FIELDS,
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_FORWARDED_EVENTS",
     "SSE_HEADERS",
     "STREAM_SCRIPT_PATH",
+    "BrowserFrameEncoder",
     "BrowserInputError",
     "BrowserInputPolicy",
     "ErrorResponse",

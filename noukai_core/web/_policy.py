@@ -182,6 +182,19 @@ class EventPolicy:
             out = _codes_only(out)
         return out
 
+    def _typed_plan(self, model: type[BaseModel], event_type: str) -> _Plan:
+        """How events of `model` tagged `event_type` are serialised (worked out once).
+
+        Shared by `dump_json` and `BrowserFrameEncoder`, so both apply the
+        rules the same way.
+        """
+        key = (model, event_type)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _model_plan(model, self._rules(event_type),
+                                                  self.expose_error_messages)
+        return plan
+
     def dump_json(self, event: BaseModel) -> bytes | None:
         """The browser's view of a typed event (a noukai_core event model) as JSON.
 
@@ -196,12 +209,7 @@ class EventPolicy:
         event_type = event.event_type  # type: ignore[attr-defined]
         if event_type not in self.forward:
             return None
-        key = (type(event), event_type)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = _model_plan(type(event), self._rules(event_type),
-                                                  self.expose_error_messages)
-        exclude, error_field = plan
+        exclude, error_field = self._typed_plan(type(event), event_type)
         if exclude is None or (error_field and event.error is not None):  # type: ignore[attr-defined]
             data = event.model_dump(mode="json", by_alias=True, exclude_none=True)
             visible = self.apply(event_type, data)

@@ -10,6 +10,7 @@ EXPECTED = [
     "DEFAULT_FORWARDED_EVENTS",
     "SSE_HEADERS",
     "STREAM_SCRIPT_PATH",
+    "BrowserFrameEncoder",
     "BrowserInputError",
     "BrowserInputPolicy",
     "ErrorResponse",
