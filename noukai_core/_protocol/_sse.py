@@ -27,8 +27,9 @@ at random points.
 
 Memory and work stay linear: on the fast path the buffer holds an unfinished
 frame only while it can still be the fast shape (an `event:` line and at most
-one more); any other unfinished frame has its complete lines folded into the
-pending event at once, as the general path does, leaving one partial line.
+one more) and is under `_MAX_BUFFERED_FRAME`; any other unfinished frame has
+its complete lines folded into the pending event at once, as the general path
+does, leaving one partial line.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class ServerSentEvent(NamedTuple):
 # `ServerSentEvent(...)` goes through a generated Python `__new__`; building the
 # tuple directly is the same object for a third of the cost, paid once per frame.
 _new_event = tuple.__new__
+
+# An unfinished fast-shape frame is kept whole up to this size; past it, its
+# lines are folded like any other frame's, so a huge frame arriving in small
+# chunks is not rescanned from its start on every chunk.
+_MAX_BUFFERED_FRAME = 64 * 1024
 
 
 def _frame_end(data: bytes | bytearray, pos: int) -> int:
@@ -98,7 +104,11 @@ class SSEDecoder:
     def _feed_lf(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
         """LF-only framing: whole frames found with `find`, the common shape read inline."""
         data: bytes | bytearray
+        # Mid-frame, the buffer is one partial line: no LF in it, so the search
+        # for its end starts at the new bytes (a long line costs linear time).
+        clean = 0
         if self._buffer:
+            clean = len(self._buffer) if self._mid_frame else 0
             self._buffer += chunk
             data = self._buffer
         else:
@@ -108,18 +118,21 @@ class SSEDecoder:
         find = data.find
         while True:
             if self._mid_frame:
-                pos = self._fold_lines(data, pos, events)
+                pos = self._fold_lines(data, pos, clean, events)
                 if self._mid_frame:
                     break
             pos = self._fast_frames(data, pos, events)
             end = _frame_end(data, pos)
             if end == -1:
-                # An unfinished frame stays buffered whole only while it can still
-                # be the fast shape; otherwise its complete lines are folded now,
-                # so the buffer never holds more than that shape's two lines and
-                # no line is scanned again on the next chunk.
+                # An unfinished frame stays buffered whole only while it is small
+                # and can still be the fast shape; otherwise its complete lines
+                # are folded now, so the buffer holds at most one partial line
+                # beyond that and no byte is scanned more than a bounded number
+                # of times, however slowly a long frame arrives.
                 if find(b"\n", pos) != -1 and not (
-                    data.startswith(b"event: ", pos) and data.count(b"\n", pos) <= 2
+                    size - pos <= _MAX_BUFFERED_FRAME
+                    and data.startswith(b"event: ", pos)
+                    and data.count(b"\n", pos) <= 2
                 ):
                     self._mid_frame = True
                     continue
@@ -181,9 +194,15 @@ class SSEDecoder:
         self._retry = retry
         return pos
 
-    def _fold_lines(self, data: bytes | bytearray, pos: int, events: list[ServerSentEvent]) -> int:
-        """Mid-frame: read complete lines until a blank one ends the frame; return the new pos."""
-        while (nl := data.find(b"\n", pos)) != -1:
+    def _fold_lines(
+        self, data: bytes | bytearray, pos: int, clean: int, events: list[ServerSentEvent]
+    ) -> int:
+        """Mid-frame: read complete lines until a blank one ends the frame; return the new pos.
+
+        `data[pos:clean]` is known to hold no LF (the partial line carried over).
+        """
+        nl = data.find(b"\n", max(pos, clean))
+        while nl != -1:
             line = data[pos:nl].decode("utf-8", "replace")
             pos = nl + 1
             event = self._line(line)
@@ -192,6 +211,7 @@ class SSEDecoder:
                 if event is not None:
                     events.append(event)
                 break
+            nl = data.find(b"\n", pos)
         return pos
 
     def _feed_general(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:

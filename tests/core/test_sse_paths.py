@@ -144,6 +144,20 @@ def test_a_long_unfinished_frame_is_read_line_by_line() -> None:
         assert decode_in_chunks(stream, rng, pieces) == expected
 
 
+def test_a_fast_shape_frame_larger_than_the_buffer_limit_arrives_in_small_chunks() -> None:
+    # Past the limit the frame's lines are folded and its one long data line
+    # is carried over as a partial line: same event as when read in one piece.
+    payload = b'{"eventType":"step_output","stepId":"s","outputData":"' + b"x\xc3\xa9" * 100_000
+    stream = b"event: step_output\ndata: " + payload + b'"}\n\n' + b"event: a\ndata: 2\n\n"
+    expected = reference_decode(stream)
+    assert len(expected) == 2 and len(expected[0].data) == len(payload.decode()) + 2
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for start in range(0, len(stream), 4093):
+        events += decoder.feed(stream[start : start + 4093])
+    assert events == expected
+
+
 @pytest.mark.parametrize("first", [b"", b"event: step_output\n"], ids=["comments", "typed"])
 def test_memory_stays_flat_over_a_long_frame_that_never_ends(first: bytes) -> None:
     decoder = SSEDecoder()
