@@ -32,6 +32,16 @@ from ._workspace import Workspace, load_yaml
 _SLUG = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
+_CACHE_LIMIT = 10_000
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Slugs come from request paths: never let lookups of made-up ones grow a cache."""
+    if len(cache) >= _CACHE_LIMIT and key not in cache:
+        cache.clear()
+    cache[key] = value
+
+
 class FlowResolver:
     """Resolves (org, project, slug, version) to a flow definition.
 
@@ -71,7 +81,7 @@ class FlowResolver:
         if checked is not None and now - checked[0] < self.reload_interval:
             return checked[1]
         found = db.latest_version(self._reader, org, project, slug, version)
-        self._version_checked[key] = (now, found)
+        _bounded_put(self._version_checked, key, (now, found))
         return found
 
     def draft(self, org: str, project: str, slug: str) -> Flow | None:
@@ -82,7 +92,7 @@ class FlowResolver:
         if checked is not None and now - checked[0] < self.reload_interval:
             return checked[1]
         flow = self._load_draft(org, project, slug)
-        self._draft_checked[key] = (now, flow)
+        _bounded_put(self._draft_checked, key, (now, flow))
         return flow
 
     def _load_draft(self, org: str, project: str, slug: str) -> Flow | None:
