@@ -20,6 +20,7 @@ an error ends it cleanly and is logged: there is never a second response start.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,13 +48,18 @@ _SESSION_HEADER = HEADER_RESPONSE_SESSION.lower().encode("latin-1")
 
 
 def _with_session_header(message: Message, session_id: str) -> Message:
-    headers = [
-        (name, value)
-        for name, value in message.get("headers", [])
-        if name.lower() != _SESSION_HEADER
-    ]
-    headers.append((_SESSION_HEADER, session_id.encode("latin-1")))
-    return {**message, "headers": headers}
+    """A copy of a response start carrying `X-Noukai-Session: session_id`.
+
+    A copy, never an in-place edit: the headers list can belong to a
+    response object the app reuses. An existing session header (set by the
+    app or by an outer copy of this middleware) is replaced, never doubled.
+    """
+    headers = message.get("headers", ())
+    for name, _ in headers:
+        if name.lower() == _SESSION_HEADER:
+            headers = [item for item in headers if item[0].lower() != _SESSION_HEADER]
+            break
+    return {**message, "headers": [*headers, (_SESSION_HEADER, session_id.encode("latin-1"))]}
 
 
 _REPLAY_HEADER = HEADER_REPLAY.lower().encode("latin-1")
@@ -84,32 +90,32 @@ class NoukaiTraceMiddleware:
             await self.app(scope, receive, send)
             return
         header = _replay_header(scope)
-        try:
+        if header is not None:
             # The gate (an environment read) is only consulted when the header
             # is there: the common request pays for one scan of its headers.
-            replay_id = None if header is None else replay_session_id(header)
-        except InvalidReplayHeader as exc:
-            await send_error_response(send, replay_error_response(exc))
-            return
-        if replay_id is None:
-            await self._capture(scope, receive, send)
-        else:
-            await _RequestSession(self, scope, receive, send, replay_id).run()
-
-    async def _capture(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The common request: a fresh session, nothing held back, nothing to map.
-
-        Capture does no I/O, so the sync twin of the scope serves (the same
-        context variable) at a fraction of the async context manager's cost;
-        this path runs on every request, so it is kept to one closure.
-        """
+            try:
+                replay_id = replay_session_id(header)
+            except InvalidReplayHeader as exc:
+                await send_error_response(send, replay_error_response(exc))
+                return
+            if replay_id is not None:
+                await _RequestSession(self, scope, receive, send, replay_id).run()
+                return
+        # The common request: a fresh session, nothing held back, nothing to
+        # map. Capture does no I/O, so the sync twin of the scope serves (the
+        # same context variable) at a fraction of the async context manager's
+        # cost. This runs on every request, so it is inlined here rather than
+        # a method (one coroutine frame fewer).
         with trace_scope_sync() as session:
             session_id = session.session_id
 
-            async def send_with_session(message: Message) -> None:
+            def send_with_session(message: Message) -> Awaitable[None]:
+                # A plain function returning the server's awaitable, not a
+                # coroutine: every message would otherwise pay for one more
+                # coroutine frame. Callers only ever `await send(message)`.
                 if message["type"] == "http.response.start":
                     message = _with_session_header(message, session_id)
-                await send(message)
+                return send(message)
 
             await self.app(scope, receive, send_with_session)
 
