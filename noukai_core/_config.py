@@ -139,7 +139,8 @@ def resolve_flow(
 
     Forms: "slug" (needs client defaults), "org/project/slug", a dict with
     org/project/slug keys, or keyword arguments. Explicit parts win over the
-    client's defaults.
+    client's defaults; an identifier that names its org or project cannot be
+    combined with `org=` / `project=` (ValueError, not a silent override).
     """
     if identifier is not None and slug is not None:
         raise ValueError("pass a flow identifier or slug=, not both")
@@ -159,6 +160,12 @@ def resolve_flow(
         parts = dict(identifier)
     elif identifier is not None:
         raise TypeError(f"flow identifier must be a str or dict, not {type(identifier).__name__}")
+    if ("org" in parts or "project" in parts) and (org is not None or project is not None):
+        # Which org would win is a guess either way: refuse rather than pick one.
+        raise ValueError(
+            f"flow identifier {identifier!r} already names its org/project: "
+            "do not pass org= or project= too"
+        )
     if slug is not None:
         parts["slug"] = slug
     if org is not None:

@@ -122,6 +122,16 @@ def test_every_path_segment_is_validated_before_a_url_is_built(bad: str) -> None
         flow.run("E").step_trace(bad)
 
 
+def test_an_identifier_naming_its_org_cannot_take_org_keywords_too() -> None:
+    client = nk.Noukai(api_key=KEY, org="acme", project="spelling")
+    with pytest.raises(ValueError, match="already names"):
+        client.flow("other/x/grade-3", org="acme")
+    with pytest.raises(ValueError, match="already names"):
+        client.flow({"org": "other", "project": "x", "slug": "s"}, project="spelling")
+    explicit = client.flow("grade-3", org="other", project="x")  # a bare slug may take them
+    assert (explicit.org, explicit.project, explicit.slug) == ("other", "x", "grade-3")
+
+
 def test_short_slug_without_defaults_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="defaults"):
         nk.Noukai(api_key=KEY).flow("grade-3")
