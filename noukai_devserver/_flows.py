@@ -150,6 +150,8 @@ def _parse_block(raw: Any, source: str, where: str, nested: bool) -> Block:
 def parse_flow(raw: Any, slug: str, source: str) -> Flow:
     """Validate a flow mapping; raise `WorkspaceError` naming the bad field."""
     _expect(isinstance(raw, dict), source, "(top level)", "a flow file must be a mapping")
+    # YAML has types JSON lacks (dates, sets...): flows are JSON from here on.
+    raw = json.loads(json.dumps(raw, default=str))
     blocks_raw = raw.get("blocks")
     _expect(isinstance(blocks_raw, list) and bool(blocks_raw), source, "blocks",
             "a flow needs a non-empty list of blocks")
@@ -175,8 +177,7 @@ def parse_flow(raw: Any, slug: str, source: str) -> Flow:
             f"must be one of {CAPTURE_MODES}")
     name = raw.get("name", slug)
     _expect(isinstance(name, str), source, "name", "must be a string")
-    return Flow(slug, name, kind, message == "required", tuple(required), capture, blocks,
-                json.loads(json.dumps(raw)))
+    return Flow(slug, name, kind, message == "required", tuple(required), capture, blocks, raw)
 
 
 def _lookup(context: dict[str, Any], path: str) -> Any:

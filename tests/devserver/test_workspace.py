@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 GOOD_CONFIG = """
@@ -88,3 +89,16 @@ def test_a_valid_custom_workspace_serves_its_flows(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_yaml_values_json_lacks_become_strings(tmp_path: Path,
+                                               noukai_devserver_factory) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "noukai.yaml").write_text(GOOD_CONFIG)
+    (tmp_path / "flows" / "acme" / "app").mkdir(parents=True)
+    (tmp_path / "flows" / "acme" / "app" / "dated.yaml").write_text(
+        "blocks:\n  - {id: t, type: template, template: {day: 2024-01-31, n: 3}}\n")
+    server = noukai_devserver_factory(workspace=tmp_path)
+    response = httpx.post(f"{server.base_url}/seq/acme/app/dated/execute", json={},
+                          headers={"Authorization": "Bearer nk_acme"})
+    assert response.json()["result"] == {"day": "2024-01-31", "n": 3}
+    server.stop()
