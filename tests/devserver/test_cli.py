@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from devserver_helpers import Api, assert_error, events, parse_sse, wait_for
 
 from noukai_devserver.pytest_plugin import DevServer
@@ -58,8 +59,9 @@ def test_default_database_is_in_the_working_directory(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
-def test_sigterm_ends_open_streams_with_a_final_frame(
-        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_ends_open_streams_with_a_final_frame(
+        noukai_devserver_factory: Callable[..., DevServer], sig: signal.Signals) -> None:
     server = noukai_devserver_factory(slow_seconds=30)
     api = Api(server)
     captured: dict[str, bytes] = {}
@@ -92,7 +94,9 @@ def test_sigterm_ends_open_streams_with_a_final_frame(
     execute.start()
     assert opened["step"].wait(30) and opened["live"].wait(30)
     wait_for(lambda: api.get(f"/seq/sessions/{execute_sid}").status_code == 200)
-    assert server.stop(timeout=30) != -signal.SIGKILL
+    assert server.process is not None
+    server.process.send_signal(sig)  # SIGINT is what Ctrl-C sends
+    server.process.wait(30)  # a deadline, not a speed claim: uvicorn alone would wait forever
     execute.join(30)
     assert_error(executed["r"], 503, "SERVER_SHUTTING_DOWN")
     assert "Traceback" not in server.log_text
