@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 
@@ -21,7 +22,7 @@ def gated_streams(server: Any, frame: Any, expected: int) -> threading.Event:
     lock = threading.Lock()
     count = [0]
 
-    def responder(request: Any, conn: Any) -> None:
+    def responder(request: SeenRequest, conn: Conn) -> None:
         conn.start_stream()
         conn.send(frame("run_started", runId="E", executionId="E"))
         with lock:
@@ -38,7 +39,7 @@ def gated_streams(server: Any, frame: Any, expected: int) -> threading.Event:
 
 
 async def test_more_than_100_concurrent_streams_do_not_stall(
-    scripted_server: Any, frame: Any
+    scripted_server: ScriptedServer, frame: Any
 ) -> None:
     streams = 101
     all_open = gated_streams(scripted_server, frame, streams)
@@ -53,7 +54,9 @@ async def test_more_than_100_concurrent_streams_do_not_stall(
     assert all(r == ["run_started", "flow_completed"] for r in results)
 
 
-async def test_connection_limit_is_configurable(scripted_server: Any, frame: Any) -> None:
+async def test_connection_limit_is_configurable(
+    scripted_server: ScriptedServer, frame: Any
+) -> None:
     gated_streams(scripted_server, frame, 3)  # never reached: only 2 connections allowed
     async with nk.AsyncNoukai(
         api_key=KEY,
@@ -79,7 +82,7 @@ def test_one_sync_client_shared_by_threads(noukai_devserver: Any) -> None:
     assert len({r.execution_id for r in results}) == 16
 
 
-def test_supplied_client_headers_reach_the_server(scripted_server: Any) -> None:
+def test_supplied_client_headers_reach_the_server(scripted_server: ScriptedServer) -> None:
     done = {"status": "completed", "result": 1, "executionId": "E", "flowId": "F", "blockCount": 1}
     scripted_server.responders = [lambda r, conn: conn.respond(200, done)]
     http = httpx.Client(headers={"X-Gateway-Token": "gw-1", "User-Agent": "theirs"})
@@ -98,11 +101,13 @@ def test_invalid_timeout_is_a_value_error(bad: object) -> None:
         nk.Noukai(api_key=KEY, timeout=bad)  # type: ignore[arg-type]
 
 
-async def test_concurrent_same_flow_calls_in_one_scope_warn(scripted_server: Any) -> None:
+async def test_concurrent_same_flow_calls_in_one_scope_warn(
+    scripted_server: ScriptedServer,
+) -> None:
     done = {"status": "completed", "result": 1, "executionId": "E", "flowId": "F", "blockCount": 1}
     both_arrived = threading.Barrier(2, timeout=5)
 
-    def slow_ok(request: Any, conn: Any) -> None:
+    def slow_ok(request: SeenRequest, conn: Conn) -> None:
         both_arrived.wait()  # answer only once both calls are in flight
         conn.respond(200, done)
 
@@ -114,7 +119,7 @@ async def test_concurrent_same_flow_calls_in_one_scope_warn(scripted_server: Any
                 await asyncio.gather(flow.execute(message="a"), flow.execute(message="b"))
 
 
-def test_the_key_never_shows_in_reprs(scripted_server: Any) -> None:
+def test_the_key_never_shows_in_reprs(scripted_server: ScriptedServer) -> None:
     secret = "nk_do_not_print_me"
     client = nk.Noukai(api_key=secret, base_url=scripted_server.base_url)
     flow = client.flow("o/p/f")
@@ -123,11 +128,11 @@ def test_the_key_never_shows_in_reprs(scripted_server: Any) -> None:
     client.close()
 
 
-async def test_concurrent_tasks_keep_their_own_scopes(scripted_server: Any) -> None:
+async def test_concurrent_tasks_keep_their_own_scopes(scripted_server: ScriptedServer) -> None:
     done = {"status": "completed", "result": 1, "executionId": "E", "flowId": "F", "blockCount": 1}
     both_arrived = threading.Barrier(2, timeout=5)
 
-    def ok_when_both_arrived(request: Any, conn: Any) -> None:
+    def ok_when_both_arrived(request: SeenRequest, conn: Conn) -> None:
         both_arrived.wait()  # the two scopes overlap in time
         conn.respond(200, done)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 
@@ -62,11 +63,11 @@ async def test_a_repeat_while_the_first_runs_is_refused(noukai_devserver: Any) -
 
 
 def test_a_lost_response_can_be_retried_safely_with_its_key(
-    noukai_devserver: Any, scripted_server: Any
+    noukai_devserver: Any, scripted_server: ScriptedServer
 ) -> None:
     """A proxy forwards the POST to the dev server, then drops the answer on the floor."""
 
-    def forward_then_drop(request: Any, conn: Any) -> None:
+    def forward_then_drop(request: SeenRequest, conn: Conn) -> None:
         headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length")}
         httpx.post(noukai_devserver.base_url + request.path, content=request.body, headers=headers)
         conn.reset()

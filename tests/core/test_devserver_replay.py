@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 
 
 def serve_only_session(server: Any, session_id: str, body: bytes) -> None:
-    def responder(request: Any, conn: Any) -> None:
+    def responder(request: SeenRequest, conn: Conn) -> None:
         if request.method == "GET" and request.path == f"/seq/sessions/{session_id}":
             conn.respond(200, json.loads(body))
         else:
@@ -48,7 +49,7 @@ def comparable(events: list[Any]) -> list[tuple[str, Any, Any]]:
 
 
 async def test_capture_then_replay_round_trip(
-    noukai_devserver: Any, scripted_server: Any, monkeypatch: pytest.MonkeyPatch
+    noukai_devserver: Any, scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live = nk.AsyncNoukai(
         api_key=noukai_devserver.api_key,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 
@@ -49,7 +50,7 @@ def handler(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_tool_handler_auto_resumes(scripted_server: Any) -> None:
+def test_tool_handler_auto_resumes(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(PAUSED, DONE)
     with (
         nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as c,
@@ -74,7 +75,7 @@ def test_tool_handler_auto_resumes(scripted_server: Any) -> None:
     ]
 
 
-async def test_async_handler_and_round_limit(scripted_server: Any) -> None:
+async def test_async_handler_and_round_limit(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(PAUSED, PAUSED)
 
     async def async_handler(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ async def test_async_handler_and_round_limit(scripted_server: Any) -> None:
     assert len(scripted_server.posts()) == 2
 
 
-async def test_manual_resume_async_and_wrong_twin(scripted_server: Any) -> None:
+async def test_manual_resume_async_and_wrong_twin(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(PAUSED, DONE)
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
         result = await c.flow("o/p/f").execute(message="x", tools=[{"type": "function"}])
@@ -103,7 +104,7 @@ async def test_manual_resume_async_and_wrong_twin(scripted_server: Any) -> None:
     assert isinstance(final, nk.ExecuteResult) and final.result == {"answer": "sunny"}
 
 
-def test_manual_resume_sync_and_wrong_twin(scripted_server: Any) -> None:
+def test_manual_resume_sync_and_wrong_twin(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(PAUSED, DONE)
     with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as c:
         result = c.flow("o/p/f").execute(message="x", tools=[{"type": "function"}])
@@ -114,7 +115,7 @@ def test_manual_resume_sync_and_wrong_twin(scripted_server: Any) -> None:
     assert final.status == "completed"
 
 
-def test_failed_run_is_a_result_with_the_error(scripted_server: Any) -> None:
+def test_failed_run_is_a_result_with_the_error(scripted_server: ScriptedServer) -> None:
     failed = {
         "status": "failed",
         "result": None,
@@ -135,7 +136,7 @@ def test_failed_run_is_a_result_with_the_error(scripted_server: Any) -> None:
     )
 
 
-def test_messages_are_sent_instead_of_message(scripted_server: Any) -> None:
+def test_messages_are_sent_instead_of_message(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(DONE)
     turns = [{"role": "user", "content": "hi"}]
     with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as c:
@@ -147,7 +148,7 @@ def test_messages_are_sent_instead_of_message(scripted_server: Any) -> None:
     assert body["blockOverrides"] == {"s": {"temperature": 0.5}} and body["toolChoice"] == "auto"
 
 
-def test_session_precedence(scripted_server: Any) -> None:
+def test_session_precedence(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(*[DONE] * 4)
     with nk.Noukai(
         api_key=KEY, base_url=scripted_server.base_url, session_id="client-default"
@@ -162,13 +163,13 @@ def test_session_precedence(scripted_server: Any) -> None:
     assert sent == ["client-default", "explicit", scope.session_id, "explicit"]
 
 
-def test_outside_any_scope_session_id_is_none(scripted_server: Any) -> None:
+def test_outside_any_scope_session_id_is_none(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = replies(DONE)
     with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as c:
         assert c.flow("o/p/f").execute(message="x").session_id is None
 
 
-def test_job_wait_times_out_and_polls_unversioned(scripted_server: Any) -> None:
+def test_job_wait_times_out_and_polls_unversioned(scripted_server: ScriptedServer) -> None:
     accepted = {"executionId": "J1", "status": "pending", "flowId": "F", "blockCount": 1}
     pending = {"executionId": "J1", "status": "pending"}
     scripted_server.responders = [
@@ -185,7 +186,7 @@ def test_job_wait_times_out_and_polls_unversioned(scripted_server: Any) -> None:
     assert {r.path for r in scripted_server.requests[1:]} == {"/seq/o/p/f/jobs/J1"}
 
 
-async def test_async_job_completes(scripted_server: Any) -> None:
+async def test_async_job_completes(scripted_server: ScriptedServer) -> None:
     accepted = {"executionId": "J1", "status": "pending", "flowId": "F", "blockCount": 1}
     done = {"executionId": "J1", "status": "completed", "result": {"r": 1}, "error": None}
     scripted_server.responders = [
@@ -203,7 +204,7 @@ async def test_async_job_completes(scripted_server: Any) -> None:
 
 
 def test_live_trace_reconnects_with_last_event_id_and_never_repeats(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     def with_id(event_id: str, body: bytes) -> bytes:
         return f"id: {event_id}\n".encode() + body
@@ -212,12 +213,12 @@ def test_live_trace_reconnects_with_last_event_id_and_never_repeats(
         "2", frame("step_started", executionId="E", stepId="a")
     )
 
-    def drop(request: Any, conn: Any) -> None:
+    def drop(request: SeenRequest, conn: Conn) -> None:
         conn.start_stream()
         conn.send(first)
         conn.reset()
 
-    def resume(request: Any, conn: Any) -> None:
+    def resume(request: SeenRequest, conn: Conn) -> None:
         conn.start_stream()
         # A server that replays from the start must not make us yield twice.
         conn.send(
@@ -242,7 +243,7 @@ def test_live_trace_reconnects_with_last_event_id_and_never_repeats(
     assert second_req.headers["last-event-id"] == "2"
 
 
-def test_step_trace_query_parameters(scripted_server: Any) -> None:
+def test_step_trace_query_parameters(scripted_server: ScriptedServer) -> None:
     step = {
         "stepId": "s",
         "attempt": 2,
@@ -263,7 +264,7 @@ def test_step_trace_query_parameters(scripted_server: Any) -> None:
     assert scripted_server.requests[1].path == "/seq/o/p/f/runs/E/steps/s/trace?attempt=all"
 
 
-def test_resume_takes_a_per_call_timeout(scripted_server: Any) -> None:
+def test_resume_takes_a_per_call_timeout(scripted_server: ScriptedServer) -> None:
     scripted_server.responders = [*replies(PAUSED), lambda request, conn: conn.stall()]
     with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url, timeout=30) as c:
         result = c.flow("o/p/f").execute(message="x", tools=[{"type": "function"}])
@@ -281,7 +282,9 @@ def never_answered_polls(server: Any) -> None:
     ]
 
 
-def test_job_wait_is_bounded_even_when_a_poll_is_never_answered(scripted_server: Any) -> None:
+def test_job_wait_is_bounded_even_when_a_poll_is_never_answered(
+    scripted_server: ScriptedServer,
+) -> None:
     """`wait(timeout=0.3)` must not hang for the client's 30 s request timeout."""
     never_answered_polls(scripted_server)
     with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url, timeout=30) as c:
@@ -293,7 +296,7 @@ def test_job_wait_is_bounded_even_when_a_poll_is_never_answered(scripted_server:
 
 
 async def test_async_job_wait_is_bounded_even_when_a_poll_is_never_answered(
-    scripted_server: Any,
+    scripted_server: ScriptedServer,
 ) -> None:
     never_answered_polls(scripted_server)
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url, timeout=30) as c:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 
@@ -52,8 +53,8 @@ def replay_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOUKAI_REPLAY_ENABLED", "true")
 
 
-def serve(server: Any, sessions: dict[str, tuple[int, Any]]) -> None:
-    def responder(request: Any, conn: Any) -> None:
+def serve(server: ScriptedServer, sessions: dict[str, tuple[int, Any]]) -> None:
+    def responder(request: SeenRequest, conn: Conn) -> None:
         for session_id, (status, body) in sessions.items():
             if request.method == "GET" and request.path == f"/seq/sessions/{session_id}":
                 conn.respond(status, body)
@@ -70,7 +71,7 @@ def live_requests(server: Any) -> list[str]:
 
 
 async def test_replay_serves_execute_and_events_with_no_live_call(
-    scripted_server: Any, replay_on: None
+    scripted_server: ScriptedServer, replay_on: None
 ) -> None:
     serve(scripted_server, {SID: (200, SESSION)})
     async with (
@@ -101,7 +102,9 @@ async def test_replay_serves_execute_and_events_with_no_live_call(
     assert len(scripted_server.requests) == 1
 
 
-def test_sync_scope_fetches_lazily_and_replays_steps(scripted_server: Any, replay_on: None) -> None:
+def test_sync_scope_fetches_lazily_and_replays_steps(
+    scripted_server: ScriptedServer, replay_on: None
+) -> None:
     serve(scripted_server, {SID: (200, SESSION)})
     with (
         nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as c,
@@ -115,7 +118,7 @@ def test_sync_scope_fetches_lazily_and_replays_steps(scripted_server: Any, repla
 
 
 async def test_sync_client_in_a_thread_uses_the_async_scopes_cassette(
-    scripted_server: Any, replay_on: None
+    scripted_server: ScriptedServer, replay_on: None
 ) -> None:
     serve(scripted_server, {SID: (200, SESSION)})
     sync_client = nk.Noukai(api_key=KEY, base_url=scripted_server.base_url)
@@ -130,7 +133,7 @@ async def test_sync_client_in_a_thread_uses_the_async_scopes_cassette(
     assert len(scripted_server.requests) == 1  # fetched once, by the async scope
 
 
-def test_miss_and_leftover(scripted_server: Any, replay_on: None) -> None:
+def test_miss_and_leftover(scripted_server: ScriptedServer, replay_on: None) -> None:
     serve(scripted_server, {SID: (200, SESSION)})
     with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as c:
         with (
@@ -159,7 +162,7 @@ def test_miss_and_leftover(scripted_server: Any, replay_on: None) -> None:
     ],
 )
 async def test_session_fetch_failures(
-    scripted_server: Any, replay_on: None, status: int, error: type[nk.ReplayError]
+    scripted_server: ScriptedServer, replay_on: None, status: int, error: type[nk.ReplayError]
 ) -> None:
     serve(scripted_server, {SID: (status, {"detail": {"code": "X", "message": "no"}})})
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
@@ -169,7 +172,9 @@ async def test_session_fetch_failures(
     assert info.value.status_code == status
 
 
-def test_no_snapshots_and_malformed_payloads(scripted_server: Any, replay_on: None) -> None:
+def test_no_snapshots_and_malformed_payloads(
+    scripted_server: ScriptedServer, replay_on: None
+) -> None:
     no_snaps = {
         "sessionId": SID,
         "executions": [execution("E1", "f", "execute", [], snapshotsAvailable=False)],
@@ -203,7 +208,9 @@ def test_non_uuid_replay_id_never_reaches_a_url(replay_on: None) -> None:
         pass
 
 
-def test_failed_run_replays_as_a_failed_result(scripted_server: Any, replay_on: None) -> None:
+def test_failed_run_replays_as_a_failed_result(
+    scripted_server: ScriptedServer, replay_on: None
+) -> None:
     failed = execution("E9", "always-fails", "execute", [None], status="failed", errorAtStep="s0")
     failed["steps"][0]["status"] = "failed"
     failed["steps"][0]["errorSnapshot"] = {"code": "BLOCK_FAILED", "message": "always"}
@@ -222,7 +229,7 @@ def test_failed_run_replays_as_a_failed_result(scripted_server: Any, replay_on: 
 
 
 def test_explicit_session_id_in_a_replay_scope_replays_that_session(
-    scripted_server: Any, replay_on: None
+    scripted_server: ScriptedServer, replay_on: None
 ) -> None:
     other = {
         "sessionId": OTHER_SID,
@@ -241,7 +248,7 @@ def test_explicit_session_id_in_a_replay_scope_replays_that_session(
 
 
 async def test_nested_scopes_join_and_different_replay_ids_conflict(
-    scripted_server: Any, replay_on: None
+    scripted_server: ScriptedServer, replay_on: None
 ) -> None:
     serve(scripted_server, {SID: (200, {"sessionId": SID, "executions": []})})
     async with (
@@ -277,7 +284,7 @@ async def test_trace_decorator_joins_the_active_scope_and_captures_alone() -> No
 
 
 async def test_a_decorated_handler_under_a_replay_scope_replays_and_never_forks(
-    scripted_server: Any, replay_on: None
+    scripted_server: ScriptedServer, replay_on: None
 ) -> None:
     """A `@trace` route under a middleware's replay scope: same session, same cassette.
 

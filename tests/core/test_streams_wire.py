@@ -9,17 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 
-# The fixtures' classes live in conftest.py, which importlib mode cannot import.
-Conn = ScriptedServer = SeenRequest = Any
 Frame = Callable[..., bytes]
 KEY = "nk_stream_test"
 
 
 def streaming(*chunks: bytes, then: str = "close") -> Callable[[Any, Any], None]:
-    def responder(request: Any, conn: Any) -> None:
+    def responder(request: SeenRequest, conn: Conn) -> None:
         conn.start_stream()
         for chunk in chunks:
             conn.send(chunk)
@@ -52,7 +51,9 @@ def second_call(frame: Frame) -> bytes:
     )
 
 
-def test_the_cursor_drives_step_calls_invisibly(scripted_server: Any, frame: Frame) -> None:
+def test_the_cursor_drives_step_calls_invisibly(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
     scripted_server.responders = [streaming(first_call(frame)), streaming(second_call(frame))]
     with client(scripted_server) as c, nk.trace_scope_sync() as scope:
         steps = list(c.flow("o/p/f").steps(message="hi"))
@@ -67,7 +68,9 @@ def test_the_cursor_drives_step_calls_invisibly(scripted_server: Any, frame: Fra
     assert first.headers["x-session-id"] == second.headers["x-session-id"] == scope.session_id
 
 
-async def test_async_events_with_run_remaining(scripted_server: Any, frame: Frame) -> None:
+async def test_async_events_with_run_remaining(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
     body = (
         frame("run_started", runId="E", executionId="E")
         + frame("step_completed", executionId="E", stepId="a", output=1)
@@ -87,7 +90,7 @@ async def test_async_events_with_run_remaining(scripted_server: Any, frame: Fram
 
 
 def test_reset_mid_stream_is_a_connection_error_and_no_second_post(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     part = frame("run_started", runId="E", executionId="E") + b"event: step_comp"
     scripted_server.responders = [streaming(part, then="reset")]
@@ -98,7 +101,7 @@ def test_reset_mid_stream_is_a_connection_error_and_no_second_post(
 
 
 def test_stream_ending_without_terminal_frame_is_never_reposted(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     scripted_server.responders = [streaming(frame("run_started", runId="E", executionId="E"))]
     seen: list[str] = []
@@ -111,7 +114,7 @@ def test_stream_ending_without_terminal_frame_is_never_reposted(
 
 
 async def test_stall_past_the_timeout_is_a_timeout_error(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     scripted_server.responders = [streaming(frame("run_started", executionId="E"), then="stall")]
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url, timeout=0.2) as c:
@@ -122,7 +125,7 @@ async def test_stall_past_the_timeout_is_a_timeout_error(
 
 
 def test_malformed_frame_is_skipped_with_a_warning(
-    scripted_server: Any, frame: Frame, caplog: pytest.LogCaptureFixture
+    scripted_server: ScriptedServer, frame: Frame, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = (
         frame("run_started", executionId="E")
@@ -139,7 +142,9 @@ def test_malformed_frame_is_skipped_with_a_warning(
     )
 
 
-def test_step_error_ends_events_and_makes_steps_raise(scripted_server: Any, frame: Frame) -> None:
+def test_step_error_ends_events_and_makes_steps_raise(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
     body = (
         frame("run_started", executionId="E")
         + frame("step_started", executionId="E", stepId="a")
@@ -163,7 +168,7 @@ def test_step_error_ends_events_and_makes_steps_raise(scripted_server: Any, fram
 def endless_stream(frame: Frame, hung_up: threading.Event) -> Callable[[Any, Any], None]:
     """A first step, then keep-alives for seconds; notes when the client hangs up."""
 
-    def responder(request: Any, conn: Any) -> None:
+    def responder(request: SeenRequest, conn: Conn) -> None:
         conn.start_stream()
         try:
             conn.send(frame("run_started", executionId="E"))
@@ -177,7 +182,7 @@ def endless_stream(frame: Frame, hung_up: threading.Event) -> Callable[[Any, Any
     return responder
 
 
-def test_breaking_out_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
+def test_breaking_out_closes_the_http_stream(scripted_server: ScriptedServer, frame: Frame) -> None:
     closed = threading.Event()
     scripted_server.responders = [endless_stream(frame, closed)]
     with client(scripted_server) as c:
@@ -201,7 +206,7 @@ def tool_pause(frame: Frame, index: int = 0) -> bytes:
     )
 
 
-def test_tool_handler_on_streams(scripted_server: Any, frame: Frame) -> None:
+def test_tool_handler_on_streams(scripted_server: ScriptedServer, frame: Frame) -> None:
     finish = frame("step_completed", executionId="E", stepId="llm", output="sunny") + frame(
         "flow_completed", executionId="E", result="sunny"
     )
@@ -227,7 +232,9 @@ def test_tool_handler_on_streams(scripted_server: Any, frame: Frame) -> None:
     assert resume["toolCallMessages"][-1]["toolCallId"] == "c1" and resume["executionId"] == "E"
 
 
-async def test_manual_resume_of_a_stream_event(scripted_server: Any, frame: Frame) -> None:
+async def test_manual_resume_of_a_stream_event(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
     finish = frame("step_completed", executionId="E", stepId="llm", output="ok") + frame(
         "flow_completed", executionId="E", result="ok"
     )
@@ -245,7 +252,7 @@ async def test_manual_resume_of_a_stream_event(scripted_server: Any, frame: Fram
 
 
 def test_steps_without_a_tool_handler_raise_at_a_tool_pause(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     scripted_server.responders = [
         streaming(frame("run_started", executionId="E") + tool_pause(frame))
@@ -259,7 +266,7 @@ def test_steps_without_a_tool_handler_raise_at_a_tool_pause(
 def failing_then_more(frame: Frame, hung_up: threading.Event) -> Callable[[Any, Any], None]:
     """A server that keeps talking after `step_error`: the client must stop there."""
 
-    def responder(request: Any, conn: Any) -> None:
+    def responder(request: SeenRequest, conn: Conn) -> None:
         conn.start_stream()
         conn.send(
             frame("run_started", executionId="E")
@@ -277,7 +284,7 @@ def failing_then_more(frame: Frame, hung_up: threading.Event) -> Callable[[Any, 
 
 
 def test_step_error_ends_events_even_if_the_server_goes_on(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     hung_up = threading.Event()
     scripted_server.responders = [failing_then_more(frame, hung_up)]
@@ -289,7 +296,7 @@ def test_step_error_ends_events_even_if_the_server_goes_on(
 
 
 async def test_async_step_error_ends_events_even_if_the_server_goes_on(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     hung_up = threading.Event()
     scripted_server.responders = [failing_then_more(frame, hung_up)]
@@ -300,7 +307,9 @@ async def test_async_step_error_ends_events_even_if_the_server_goes_on(
     assert len(scripted_server.posts()) == 1
 
 
-async def test_async_break_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
+async def test_async_break_closes_the_http_stream(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
     hung_up = threading.Event()
     scripted_server.responders = [endless_stream(frame, hung_up)]
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as c:
@@ -321,7 +330,9 @@ def test_sync_streams_refuse_a_coroutine_tool_handler_at_call_time(method: str) 
         getattr(flow, method)(message="x", tool_handler=handler)
 
 
-def test_breaking_out_of_steps_closes_the_http_stream(scripted_server: Any, frame: Frame) -> None:
+def test_breaking_out_of_steps_closes_the_http_stream(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
     hung_up = threading.Event()
     scripted_server.responders = [endless_stream(frame, hung_up)]
     with client(scripted_server) as c:
@@ -332,7 +343,7 @@ def test_breaking_out_of_steps_closes_the_http_stream(scripted_server: Any, fram
 
 
 async def test_async_break_out_of_steps_closes_the_http_stream(
-    scripted_server: Any, frame: Frame
+    scripted_server: ScriptedServer, frame: Frame
 ) -> None:
     hung_up = threading.Event()
     scripted_server.responders = [endless_stream(frame, hung_up)]

@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
 import noukai_core as nk
-
-# The fixtures' classes live in conftest.py, which importlib mode cannot import.
-Conn = ScriptedServer = SeenRequest = Any
 
 KEY = "nk_secret_test_key"
 DONE = {
