@@ -99,7 +99,9 @@ class SSEDecoder:
             # path's state, so switching needs no conversion.
             self._lf_only = False
             self._mid_frame = False
-        return self._feed_general(chunk, events)
+            return self._feed_general(chunk, events, 0)  # the buffer may hold whole lines
+        # The general path's buffer is one partial line: no CR or LF in it.
+        return self._feed_general(chunk, events, len(self._buffer))
 
     def _feed_lf(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
         """LF-only framing: whole frames found with `find`, the common shape read inline."""
@@ -214,8 +216,14 @@ class SSEDecoder:
             nl = data.find(b"\n", pos)
         return pos
 
-    def _feed_general(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
-        """Any line endings, including a CR at a chunk's end whose LF comes next."""
+    def _feed_general(
+        self, chunk: bytes, events: list[ServerSentEvent], clean: int
+    ) -> list[ServerSentEvent]:
+        """Any line endings, including a CR at a chunk's end whose LF comes next.
+
+        `self._buffer[:clean]` is known to hold no line end, so the searches
+        start after it: a long line arriving in small chunks costs linear time.
+        """
         start = 0
         if self._pending_cr:
             self._pending_cr = False
@@ -227,8 +235,8 @@ class SSEDecoder:
         length = len(buf)
         # Each search result is reused until `pos` passes it, so a chunk of many
         # lines costs one scan per terminator kind, not one scan per line.
-        lf = buf.find(b"\n")
-        cr = buf.find(b"\r")
+        lf = buf.find(b"\n", clean)
+        cr = buf.find(b"\r", clean)
         while pos < length:
             if lf != -1 and lf < pos:
                 lf = buf.find(b"\n", pos)
