@@ -58,7 +58,8 @@ class Driver:
                     not_before: float | None = None) -> AsyncIterator[dict[str, Any]]:
         run.state = "active"
         run.last_index = start
-        self.runs.save(run)
+        if run.saved != ("active", start):  # a run created just now is saved already
+            self.runs.save(run)
         index = start
         try:
             while True:

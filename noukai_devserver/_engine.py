@@ -140,9 +140,10 @@ class Engine:
                               "inputData": input_data})
         attempt = self._next_attempt(run, f"{block.id}|None")
         order, started = self._order(run), utc_now()
-        self._write_attempt(run, block, None, attempt, "running", order=order,
-                            started_at=started, t0=t0, model=None, usage=None,
-                            input_data=input_data)
+        if block.type == "loop":  # a template renders without yielding: nobody could see it run
+            self._write_attempt(run, block, None, attempt, "running", order=order,
+                                started_at=started, t0=t0, model=None, usage=None,
+                                input_data=input_data)
         try:
             if block.type == "template":
                 output = render(block.template, ctx)
@@ -218,9 +219,10 @@ class Engine:
             if attempt is None:
                 attempt = self._next_attempt(run, f"{block.id}|None")
                 order, started = self._order(run), utc_now()
-                self._write_attempt(run, block, None, attempt, "running", order=order,
-                                    started_at=started, t0=t0, model=block.model, usage=None,
-                                    input_data=input_data)
+                if _yields(block):
+                    self._write_attempt(run, block, None, attempt, "running", order=order,
+                                        started_at=started, t0=t0, model=block.model,
+                                        usage=None, input_data=input_data)
             try:
                 reply = await self._model_call(run, block, conversation, tools, attempt)
             except ModelFailure as failure:
@@ -365,6 +367,16 @@ class Engine:
                                 usage=own if model else None, input_data=input_data,
                                 output=output)
             return output
+
+
+def _yields(block: Block) -> bool:
+    """Whether an LLM block can be observed mid-attempt (it awaits something).
+
+    The local echo-style models answer synchronously: their attempt starts and
+    ends in one event-loop step, so a "running" row would never be read by
+    anyone. Writing it only for blocks that wait saves a statement per block.
+    """
+    return block.stream or block.model in SLOW_MODELS or block.model.startswith(PROVIDER_PREFIX)
 
 
 @dataclass(frozen=True)

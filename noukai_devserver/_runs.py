@@ -77,7 +77,7 @@ class RunState:
     paused_index: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     iterations: int = 0
-    last_index: int | None = None
+    last_index: int | None = 0
     rerun_count: int = 0
     started_at: str = field(default_factory=utc_now)
     started_ts: float = field(default_factory=time.time)
@@ -90,6 +90,8 @@ class RunState:
     job_error: str | None = None
     completed_at: str | None = None
     duration_ms: int | None = None
+    # (state, last_index) as last written: lets the driver skip a redundant save.
+    saved: tuple[str, int | None] | None = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def flow_id(self) -> str:
@@ -187,9 +189,11 @@ class Runs:
 
     def create(self, run: RunState) -> None:
         self._active[run.id] = run
+        run.saved = (run.state, run.last_index)
         self.store.submit(db.insert, "runs", run.row())
 
     def save(self, run: RunState) -> None:
+        run.saved = (run.state, run.last_index)
         self.store.submit(db.update_run, run.id, run.changes())
         if run.status in ("completed", "failed", "cancelled"):
             self._active.pop(run.id, None)
