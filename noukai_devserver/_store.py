@@ -9,7 +9,9 @@ Invariants:
   followed later by an awaited `call` therefore guarantees the earlier writes
   are durable before the awaited call returns; routes await one call before
   sending the response that finishes a run (contract §11.1).
-- The event loop never waits on SQLite except through `await call(...)`.
+- The event loop never waits on SQLite except through `await call(...)` (and
+  the resolver's own read-only lookups of published versions, which take
+  microseconds and never wait for the writer in WAL mode).
 
 Tables: runs (one row per execution, jobs included), attempts (one row per
 block attempt and loop index), events (append-only per-run log with a sequence
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS runs (
   flow_id TEXT NOT NULL, version INTEGER NOT NULL, flow_json TEXT NOT NULL,
   trigger TEXT NOT NULL, session_id TEXT, capture TEXT NOT NULL,
   status TEXT NOT NULL, state TEXT NOT NULL, block_count INTEGER NOT NULL,
+  -- pending_calls holds RunState.meta: pause ids, attempt counters, tokens so far
   paused_step TEXT, paused_index INTEGER, pending_calls TEXT, iterations INTEGER DEFAULT 0,
   completed_count INTEGER DEFAULT 0, last_index INTEGER, rerun_count INTEGER DEFAULT 0,
   inputs_json TEXT NOT NULL, outputs_json TEXT NOT NULL DEFAULT '{}',
