@@ -28,7 +28,7 @@ import os
 import threading
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
@@ -267,10 +267,16 @@ def trace(
     """Run the decorated function (sync or async) inside a session scope.
 
     Use as `@trace` or `@trace(client=...)`. Under an active scope (a
-    middleware's) it joins it instead of opening a second one.
+    middleware's) it joins it instead of opening a second one. A generator
+    function (sync or async, e.g. a streamed response body) keeps its scope
+    for as long as it is iterated, not just while it is created.
     """
 
     def decorate(fn: F) -> F:
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, _traced_async_generator(fn, client))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, _traced_generator(fn, client))
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -288,6 +294,60 @@ def trace(
         return cast(F, sync_wrapper)
 
     return decorate(func) if func is not None else decorate
+
+
+def _traced_async_generator(
+    fn: Callable[..., AsyncGenerator[Any, Any]], client: Noukai | AsyncNoukai | None
+) -> Callable[..., AsyncGenerator[Any, Any]]:
+    # Frameworks iterate an async body in one task, so the scope is set and
+    # reset in that task's context, around the whole iteration.
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        async with trace_scope(client=client):
+            inner = fn(*args, **kwargs)
+            try:
+                async for item in inner:
+                    yield item
+            finally:
+                await inner.aclose()
+
+    return wrapper
+
+
+def _traced_generator(
+    fn: Callable[..., Generator[Any, Any, Any]], client: Noukai | AsyncNoukai | None
+) -> Callable[..., Generator[Any, Any, Any]]:
+    # A sync body may be advanced from a different thread (and so a different
+    # copy of the context) at every step, as Starlette does. Each step runs in
+    # one context of its own instead, so the scope is set and reset in the
+    # same context and never leaks into the caller's between steps.
+    def scoped(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        with trace_scope_sync(client=client):
+            return (yield from fn(*args, **kwargs))
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        context = contextvars.copy_context()
+        steps = scoped(*args, **kwargs)
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            try:
+                if thrown is None:
+                    item = context.run(steps.send, sent)
+                else:
+                    item, thrown = context.run(steps.throw, thrown), None
+            except StopIteration as stop:
+                return stop.value
+            try:
+                sent = yield item
+            except GeneratorExit:
+                context.run(steps.close)
+                raise
+            except BaseException as exc:
+                thrown = exc
+
+    return wrapper
 
 
 replay = trace

@@ -7,7 +7,10 @@ replay test proves no live call was made.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -307,3 +310,50 @@ async def test_a_decorated_handler_under_a_replay_scope_replays_and_never_forks(
                 assert (result.result, result.session_id) == ({"response": "hi"}, SID)
     assert info.value.execution_id == "E2"
     assert live_requests(scripted_server) == [] and len(scripted_server.requests) == 1
+
+
+async def test_trace_keeps_its_scope_while_an_async_generator_is_iterated() -> None:
+    """A decorated streaming body runs after the view returned: its scope must still hold."""
+
+    @nk.trace
+    async def body() -> AsyncIterator[str | None]:
+        yield nk.current_session_id()
+        yield nk.current_session_id()
+
+    alone = [item async for item in body()]
+    assert alone[0] is not None and alone == [alone[0]] * 2
+    async with nk.trace_scope() as scope:
+        assert [item async for item in body()] == [scope.session_id] * 2
+    early = body()
+    assert await early.__anext__() is not None
+    await early.aclose()
+    assert nk.current_session_id() is None
+
+
+def test_trace_keeps_its_scope_while_a_generator_is_advanced_from_threads() -> None:
+    """Starlette advances a sync body in a worker thread, with a fresh context copy per step."""
+
+    @nk.trace
+    def body() -> Iterator[str | None]:
+        yield nk.current_session_id()
+        yield nk.current_session_id()
+
+    def advance_like_starlette(iterator: Iterator[str | None]) -> list[str | None]:
+        items, outside = [], nk.current_session_id()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            while True:
+                step = pool.submit(contextvars.copy_context().run, next, iterator, _END)
+                item = step.result()
+                if item is _END:
+                    return items
+                items.append(item)
+                assert nk.current_session_id() == outside  # nothing leaks between steps
+
+    items = advance_like_starlette(body())
+    assert items[0] is not None and items == [items[0]] * 2
+    with nk.trace_scope_sync() as scope:
+        assert advance_like_starlette(body()) == [scope.session_id] * 2
+        assert list(body()) == [scope.session_id] * 2
+
+
+_END: Any = object()
