@@ -56,14 +56,13 @@ from noukai_core._scope import (
     ScopeMode,
     TraceScope,
     current_session_id,
-    replay,
     replay_enabled,
     replay_scope,
     replay_scope_sync,
-    trace,
     trace_scope,
     trace_scope_sync,
 )
+from noukai_core._trace import replay, trace
 from noukai_core._version import __version__
 
 __all__ = [

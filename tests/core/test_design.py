@@ -68,6 +68,7 @@ SANS_IO = [
     "_errors.py",
     "_config.py",
     "_scope.py",
+    "_trace.py",
 ]
 FORBIDDEN = {"httpx", "asyncio", "socket", "anyio", "trio"}
 
