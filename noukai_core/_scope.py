@@ -14,7 +14,9 @@ Invariants:
   raises `ReplayDisabledError`; integrations instead drop a replay *header*
   silently by asking `replay_enabled()` first;
 - the recorded session is fetched once per scope: at entry when a client (or
-  transport) is given, else by the first client call inside the scope.
+  transport) is given, else by the first client call inside the scope (two
+  calls racing to be that first one may both fetch; the first answer loaded
+  is the one every call replays from).
 """
 
 from __future__ import annotations
