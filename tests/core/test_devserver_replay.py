@@ -32,11 +32,12 @@ async def capture(client: nk.AsyncNoukai) -> tuple[str, dict[str, Any]]:
         assert scope.mode is nk.ScopeMode.CAPTURE
         hello = await client.flow("hello-world").execute(message="Hello replay")
         events = [e async for e in client.flow("two-step").events(message="a fox")]
+        steps = [s async for s in client.flow("two-step").steps(message="a cat")]
         failed = await client.flow("always-fails").execute(message="boom")
         job = await client.flow("hello-world").execute_async(message="queued")
         await job.wait(timeout=30, poll_interval=0.05)
     assert hello.session_id == failed.session_id == job.session_id == scope.session_id
-    return scope.session_id, {"hello": hello, "events": events, "failed": failed}
+    return scope.session_id, {"hello": hello, "events": events, "steps": steps, "failed": failed}
 
 
 def comparable(events: list[Any]) -> list[tuple[str, Any, Any]]:
@@ -75,11 +76,15 @@ async def test_capture_then_replay_round_trip(
         assert scope.mode is nk.ScopeMode.REPLAY and scope.session_id == session_id
         hello = await replayer.flow("hello-world").execute(message="different input")
         events = [e async for e in replayer.flow("two-step").events(message="ignored")]
+        steps = [s async for s in replayer.flow("two-step").steps(message="ignored too")]
         failed = await replayer.flow("always-fails").execute(message="x")
 
     assert hello.result == recorded["hello"].result and hello.status == "completed"
     assert hello.execution_id == recorded["hello"].execution_id
     assert comparable(events) == comparable(recorded["events"])
+    assert [(s.step_id, s.step_index, s.output) for s in steps] == [
+        (s.step_id, s.step_index, s.output) for s in recorded["steps"]
+    ]
     assert failed.status == "failed" and failed.error is not None
     assert failed.error == recorded["failed"].error  # code, message and failed step id
     assert failed.error.code and failed.error.message and failed.error.step_id
