@@ -4,9 +4,16 @@ One uvicorn server (a subprocess) serves the same trivial Starlette app twice:
 bare under `/bare`, wrapped in `NoukaiTraceMiddleware` under `/traced`. A
 lean asyncio HTTP/1.1 client (keep-alive connections, so the client is not
 the bottleneck) sends the same number of requests to each in many short
-alternating rounds. The printed ratio is the median, over pairs of adjacent
-rounds, of traced requests/s over bare requests/s: on a shared machine a
-burst of outside load then spoils a pair or two, not the result.
+alternating rounds. Two ratios are printed:
+
+- requests/s: the median, over pairs of adjacent rounds, of traced
+  requests/s over bare requests/s: on a shared machine a burst of outside
+  load then spoils a pair or two, not the result;
+- requests per server CPU-second: the server's own CPU time (user + system,
+  from /proc) summed over each side's rounds. The server is CPU-bound, so
+  this is the throughput it would reach on a core of its own, and load from
+  other processes (which on a busy 2-core machine moves the wall-clock ratio
+  by +-0.05 from run to run) does not enter it.
 """
 
 from __future__ import annotations
@@ -63,24 +70,35 @@ async def _connection(port: int, path: str, count: int) -> None:
     writer.close()
 
 
-async def _round(port: int, path: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _round(port: int, path: str, pid: int) -> tuple[float, float]:
+    """(requests/s, server CPU-seconds) of one round."""
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     await asyncio.gather(*(_connection(port, path, REQUESTS // CONNECTIONS)
                            for _ in range(CONNECTIONS)))
-    return REQUESTS / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return REQUESTS / elapsed, cpu_seconds(pid) - cpu
 
 
-async def measure(port: int) -> tuple[list[float], list[float]]:
-    await _round(port, "/bare/ping")  # warm-up
-    await _round(port, "/traced/ping")
-    bare, traced = [], []
+async def measure(port: int, pid: int) -> dict[str, tuple[list[float], float]]:
+    """Per path: the requests/s of each round and the server CPU-seconds of all rounds."""
+    await _round(port, "/bare/ping", pid)  # warm-up
+    await _round(port, "/traced/ping", pid)
+    results: dict[str, tuple[list[float], float]] = {}
     for index in range(ROUNDS):
         # alternate which goes first, so neither always follows the other
-        order = ["/bare/ping", "/traced/ping"][:: 1 if index % 2 else -1]
-        rates = {path: await _round(port, path) for path in order}
-        bare.append(rates["/bare/ping"])
-        traced.append(rates["/traced/ping"])
-    return bare, traced
+        for path in ["/bare/ping", "/traced/ping"][:: 1 if index % 2 else -1]:
+            rate, cpu = await _round(port, path, pid)
+            rates, total = results.get(path, ([], 0.0))
+            results[path] = ([*rates, rate], total + cpu)
+    return results
 
 
 def main() -> int:
@@ -90,14 +108,22 @@ def main() -> int:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         time.sleep(0.5)
-        bare, traced = asyncio.run(measure(port))
+        results = asyncio.run(measure(port, server.pid))
     finally:
         server.terminate()
         server.wait(10)
+    (bare, bare_cpu), (traced, traced_cpu) = results["/bare/ping"], results["/traced/ping"]
     ratio = statistics.median(t / b for t, b in zip(traced, bare, strict=True))
-    print(f"bare route:      {statistics.median(bare):8.0f} requests/s (median round)")
-    print(f"with middleware: {statistics.median(traced):8.0f} requests/s (median round)")
-    print(f"ratio (with / without middleware): {ratio:.3f}  (target >= 0.95)")
+    per_cpu = {name: REQUESTS * ROUNDS / cpu for name, cpu in
+               [("bare", bare_cpu), ("traced", traced_cpu)]}
+    print(f"bare route:      {statistics.median(bare):8.0f} requests/s (median round), "
+          f"{per_cpu['bare']:8.0f} requests per server CPU-second")
+    print(f"with middleware: {statistics.median(traced):8.0f} requests/s (median round), "
+          f"{per_cpu['traced']:8.0f} requests per server CPU-second")
+    print(f"ratio (with / without middleware): {ratio:.3f} in requests/s, "
+          f"{per_cpu['traced'] / per_cpu['bare']:.3f} per server CPU-second  (target >= 0.95)")
+    added = (traced_cpu - bare_cpu) / (REQUESTS * ROUNDS) * 1e6
+    print(f"server CPU added by the middleware: {added:.1f} us per request")
     return 0
 
 
