@@ -76,9 +76,13 @@ def create_app(client: AsyncNoukai | None = None, *, heartbeat_interval: float =
         prefix="/noukai",
     )
 
+    # Read once here: a file read inside the async endpoint would block the
+    # event loop on every page view.
+    page_html = PAGE.read_text(encoding="utf-8")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+        return HTMLResponse(page_html)
 
     @app.post("/api/two-flows")
     async def two_flows(body: TwoFlowsRequest, noukai: NoukaiDep) -> dict[str, Any]:
