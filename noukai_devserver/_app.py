@@ -31,7 +31,7 @@ from ._errors import ApiError
 from ._idempotency import Idempotency
 from ._jobs import JobQueue
 from ._resolver import FlowResolver
-from ._runs import Balances, Broker, Runs, utc_now
+from ._runs import Balances, Broker, Runs
 from ._workspace import Workspace
 
 log = logging.getLogger("noukai_devserver")
@@ -156,7 +156,7 @@ def create_app(state: ServerState) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        recovered = await state.store.call(db.recover_interrupted, utc_now())
+        recovered = await state.driver.recover_interrupted()
         if recovered:
             log.warning("marked %d run(s) interrupted by a previous stop as failed", recovered)
         state.jobs.start(state.options.job_min_latency)

@@ -11,7 +11,12 @@
 - a `step_error`: the run is `failed` with `errorAtStep`; the log gets a
   closing `flow_completed` with `result: null` so live traces end uniformly;
 - a tool pause: the run waits (`paused_tools`) and the pause frame ends the call;
-- cancellation (client gone, shutdown): the run is `cancelled`, logged the same way.
+- cancellation (client gone, shutdown): the run is `cancelled`, logged the same way;
+- a run a killed process left executing is `failed` (`SERVER_RESTARTED`) at the
+  next start by `recover_interrupted`, logged the same way again.
+
+Every run that ends therefore ends its event log with `flow_completed`, so a
+live trace of any finished run closes with it (contract §10.3).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from . import _store as db
 from ._blocks import Resume
 from ._engine import Engine
 from ._models import money
 from ._runs import Runs, RunState, utc_now
 
 log = logging.getLogger("noukai_devserver")
+_RESTARTED = "interrupted: the dev server stopped while this run was executing; resubmit it"
 
 
 def _summary(run: RunState) -> dict[str, Any]:
@@ -131,16 +138,48 @@ class Driver:
 
     def cancel(self, run: RunState, index: int, code: str, message: str) -> None:
         """Record a run cancelled mid-block (synchronous: safe inside cancellation)."""
+        self._abort(run, index, "cancelled", {"code": code, "message": message})
+
+    def fail_internal(self, run: RunState, index: int) -> dict[str, Any]:
+        """A bug ended the run: it fails in-band instead of hanging (the frame is returned)."""
+        return self._abort(run, index, "failed", {
+            "code": "INTERNAL_ERROR", "message": "internal error while running the block"})
+
+    async def recover_interrupted(self) -> int:
+        """Finish the runs a stopped process left executing or queued; return the count.
+
+        Called once at start, before any request is served. Each such run ends
+        exactly like a run failing in-band: its attempts left `running` become
+        `failed`, its log gets a `step_error` (code `SERVER_RESTARTED`) and the
+        closing `flow_completed`, so its summary, trace, live trace, session
+        and job poll agree. Every write is durable before this returns.
+        """
+        interrupted = await self.runs.store.call(db.interrupted_runs)
+        for row, last_seq in interrupted:
+            run = RunState.from_row(row, last_seq)
+            error = {"code": "SERVER_RESTARTED", "message": _RESTARTED}
+            self.runs.store.submit(db.fail_running_attempts, run.id, error, utc_now())
+            self._abort(run, run.last_index or 0, "failed", error)
+        await self.runs.flush()
+        return len(interrupted)
+
+    def _abort(self, run: RunState, index: int, status: str,
+               error: dict[str, str]) -> dict[str, Any]:
+        """End a run that did not finish its block: `step_error` for the block at
+        `index`, then the closing `flow_completed`; returns the `step_error` frame.
+
+        Synchronous (it only queues writes), so it is safe inside cancellation.
+        """
         block = run.flow.blocks[min(index, run.block_count - 1)]
-        error = {"code": code, "message": message}
-        self.engine.emit(run, {"eventType": "step_error", "stepId": block.id,
-                               "name": block.name, "stepIndex": index, "error": error})
+        frame = self.engine.emit(run, {"eventType": "step_error", "stepId": block.id,
+                                       "name": block.name, "stepIndex": index, "error": error})
         run.error = {**error, "stepId": block.id}
         run.error_at_step = block.id
-        run.job_error = message
-        self._finish(run, "cancelled")
+        run.job_error = error["message"]
+        self._finish(run, status)
         self._log_close(run)
         self.runs.save(run)
+        return frame
 
     async def _block_events(self, run: RunState, index: int, start: int,
                             resume: Resume | None,
@@ -159,19 +198,6 @@ class Driver:
             "eventType": "step_error", "stepId": block.id, "name": block.name,
             "stepIndex": index, "error": {"code": "CREDITS_EXHAUSTED",
                                           "message": f"org {run.org!r} ran out of credits"}})
-
-    def fail_internal(self, run: RunState, index: int) -> dict[str, Any]:
-        block = run.flow.blocks[min(index, run.block_count - 1)]
-        error = {"code": "INTERNAL_ERROR", "message": "internal error while running the block"}
-        frame = self.engine.emit(run, {"eventType": "step_error", "stepId": block.id,
-                                       "name": block.name, "stepIndex": index, "error": error})
-        run.error = {**error, "stepId": block.id}
-        run.error_at_step = block.id
-        run.job_error = error["message"]
-        self._finish(run, "failed")
-        self._log_close(run)
-        self.runs.save(run)
-        return frame
 
     def _log_close(self, run: RunState) -> None:
         self.engine.emit(run, {"eventType": "flow_completed", "runId": run.id, "result": None,

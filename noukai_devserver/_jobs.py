@@ -6,9 +6,9 @@ Invariants:
 - A job stays non-terminal until `submitted + min_latency` (configurable,
   ~1 s by default), however fast its blocks are, so callers can observe it.
 - At most `workers` jobs execute at once; the rest wait as `pending`.
-- On shutdown, jobs still executing are cancelled and recorded as failed with
-  a clear error; on the next start, `recover_interrupted` does the same for
-  jobs a killed process left behind.
+- On shutdown, jobs still executing or queued are cancelled (the run reads
+  `cancelled`, the poll `failed` with a clear error); on the next start,
+  `Driver.recover_interrupted` fails the jobs a killed process left behind.
 """
 
 from __future__ import annotations

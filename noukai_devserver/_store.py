@@ -29,6 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -323,19 +324,40 @@ def publish_version(conn: sqlite3.Connection, org: str, project: str, slug: str,
     return number
 
 
-def recover_interrupted(conn: sqlite3.Connection, now: str) -> int:
-    """Runs left mid-block by a crash are failed with a clear error; returns the count.
+def interrupted_runs(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], int]]:
+    """Runs a stopped process left executing or queued, each with its last event seq.
 
-    Step-through runs waiting between blocks and runs paused for tools stay
-    resumable: nothing was executing when the process died.
+    Step-through runs waiting between blocks and runs paused for tools are not
+    here: nothing was executing for them, so they stay resumable.
     """
-    message = "interrupted: the dev server stopped while this run was executing; resubmit it"
-    error = json.dumps({"code": "SERVER_RESTARTED", "message": message})
-    cur = conn.execute(
-        "UPDATE runs SET status='failed', state='done', job_error=?, error_json=?, "
-        "completed_at=? WHERE status IN ('pending','running') AND state IN ('active','queued')",
-        (message, error, now))
-    return int(cur.rowcount)
+    rows = conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
+                        "AND state IN ('active', 'queued') ORDER BY started_ts, rowid")
+    return [(run, last_event_seq(conn, run["id"]))
+            for run in (_decode(r) for r in rows) if run is not None]
+
+
+def fail_running_attempts(conn: sqlite3.Connection, run_id: str, error: dict[str, Any],
+                          now: str) -> None:
+    """Close the attempts a stopped process left `running`: failed with `error`.
+
+    The duration runs up to `now` (when the failure was noticed), measured from
+    the attempt's own `started_at`.
+    """
+    ended = _parse_utc(now)
+    rows = conn.execute("SELECT akey, started_at FROM attempts WHERE run_id = ? "
+                        "AND status = 'running'", (run_id,)).fetchall()
+    for akey, started_at in rows:
+        duration = None
+        if started_at:
+            duration = max(0, int((ended - _parse_utc(started_at)).total_seconds() * 1000))
+        conn.execute("UPDATE attempts SET status = 'failed', completed_at = ?, "
+                     "duration_ms = ?, error_json = ? WHERE run_id = ? AND akey = ?",
+                     (now, duration, json.dumps(error), run_id, akey))
+
+
+def _parse_utc(stamp: str) -> datetime:
+    """Our own `...Z` timestamps (Python 3.10's `fromisoformat` rejects the `Z`)."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def idempotency_get(conn: sqlite3.Connection, scope: str) -> dict[str, Any] | None:

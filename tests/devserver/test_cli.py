@@ -115,6 +115,16 @@ def test_stop_signal_ends_open_streams_with_a_final_frame(
     assert session["executions"][0]["status"] == "cancelled"
     job_status = api.get(api.flow("slow-steps", f"jobs/{job['executionId']}")).json()
     assert job_status["status"] == "failed" and "shut down" in job_status["error"]
+    # Each run the shutdown ended reads like any ended run: its attempt is failed,
+    # and its live trace replays a step_error, then the closing flow_completed.
+    for ended in (run_id, job["executionId"], session["executions"][0]["executionId"]):
+        run_path = f"/seq/local/demo/slow-steps/runs/{ended}"
+        steps = api.get(f"{run_path}/trace").json()["steps"]
+        assert [(s["stepId"], s["status"]) for s in steps] == [("first", "failed")]
+        replay = events(parse_sse(api.get(f"{run_path}/trace/stream").content))
+        assert [e["eventType"] for e in replay][-2:] == ["step_error", "flow_completed"]
+        assert replay[-1]["result"] is None
+        assert replay[-1]["summary"]["status"] == "cancelled"
     api.close()
     server.stop()
     assert os.path.exists(server.db)

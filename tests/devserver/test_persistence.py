@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from devserver_helpers import Api, events, wait_for
+import httpx
+from devserver_helpers import Api, Frame, events, parse_sse, wait_for
 
 from noukai_devserver.pytest_plugin import DevServer
 
@@ -40,21 +41,59 @@ def test_runs_traces_and_sessions_read_the_same_after_a_restart(
     server.stop()
 
 
-def test_a_job_running_when_the_server_is_killed_is_failed_on_restart(
+def live_trace(server: DevServer, slug: str, run_id: str) -> list[Frame]:
+    """The whole live trace of a run, read with plain httpx until the server closes it."""
+    response = httpx.get(f"{server.base_url}/seq/local/demo/{slug}/runs/{run_id}/trace/stream",
+                         headers={"Authorization": f"Bearer {server.api_key}"}, timeout=30)
+    assert response.status_code == 200
+    return parse_sse(response.content)
+
+
+def test_a_job_running_when_the_server_is_killed_ends_like_any_failed_run(
         noukai_devserver_factory: Callable[..., DevServer]) -> None:
-    server = noukai_devserver_factory(slow_seconds=5)
+    server = noukai_devserver_factory(slow_seconds=30)
     api = Api(server)
-    job_id = api.http.post(api.flow("slow-steps", "jobs"), json={"message": "x"}).json()[
-        "executionId"]
+    sid = str(uuid.uuid4())
+    job_id = api.http.post(api.flow("slow-steps", "jobs"), json={"message": "x"},
+                           headers={"X-Session-Id": sid}).json()["executionId"]
     poll = api.flow("slow-steps", f"jobs/{job_id}")
-    wait_for(lambda: api.get(poll).json()["status"] == "running")
+    run_path = f"/seq/local/demo/slow-steps/runs/{job_id}"
+    # Killed while its first block's attempt is recorded as running.
+    wait_for(lambda: [s["status"] for s in api.get(f"{run_path}/trace").json()["steps"]]
+             == ["running"])
     server.kill()
-    server.start()
+    server.restart()
+    frames = [f for f in live_trace(server, "slow-steps", job_id) if f.data is not None]
+    ids = [f.id for f in frames]
+    assert ids == list(range(1, len(frames) + 1))  # every frame has its sequence id
+    replay = events(frames)
+    assert [e["eventType"] for e in replay] == [
+        "run_started", "step_started", "step_input", "step_error", "flow_completed"]
+    assert replay[-2]["stepId"] == "first"
+    assert replay[-2]["error"]["code"] == "SERVER_RESTARTED"
+    assert replay[-1]["result"] is None
+    assert replay[-1]["summary"]["status"] == "failed"
+    assert replay[-1]["summary"]["error"]["code"] == "SERVER_RESTARTED"
+    # Summary, trace, session and job poll tell the same story.
+    summary = api.get(run_path).json()
+    assert summary["status"] == "failed" and summary["errorAtStep"] == "first"
+    assert summary["completedAt"] is not None
+    trace = api.get(f"{run_path}/trace").json()
+    assert trace["flowRun"] == summary
+    [attempt] = trace["steps"]
+    assert attempt["stepId"] == "first" and attempt["status"] == "failed"
+    assert attempt["errorContext"]["code"] == "SERVER_RESTARTED"
+    assert attempt["completedAt"] is not None and attempt["durationMs"] >= 0
+    [execution] = api.get(f"/seq/sessions/{sid}").json()["executions"]
+    assert execution["status"] == "failed" and execution["errorAtStep"] == "first"
+    assert execution["steps"][-1]["status"] == "failed"
+    assert execution["steps"][-1]["errorSnapshot"]["code"] == "SERVER_RESTARTED"
     body = api.get(poll).json()
     assert body["status"] == "failed"
     assert "stopped while this run was executing" in body["error"]
-    summary = api.get(f"/seq/local/demo/slow-steps/runs/{job_id}").json()
-    assert summary["status"] == "failed"
+    # A second restart finds nothing left to recover and changes nothing.
+    server.restart()
+    assert events(live_trace(server, "slow-steps", job_id)) == replay
     # The restarted server runs new jobs normally.
     fresh = api.http.post(api.flow("hello-world", "jobs"), json={"message": "y"}).json()
     wait_for(lambda: api.get(api.flow("hello-world", f"jobs/{fresh['executionId']}")).json()[
