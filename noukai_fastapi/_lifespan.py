@@ -89,13 +89,22 @@ class ClientSource:
 
     An explicit `client=` first, else the `noukai_lifespan` client of the
     request's app, else one `AsyncNoukai()` built from the environment on
-    first use (and kept for the life of the process: with no lifespan there
-    is no shutdown hook to close it).
+    first use. Only that last one is ours to close: `aclose_built()` closes
+    it at the app's shutdown (the middleware and the FastAPI router call it;
+    plain Starlette routes have no shutdown hook, so there it lives as long
+    as the process). After it, the next use builds a fresh client, so an app
+    served again (a second `TestClient` block) still works.
     """
 
     def __init__(self, client: AsyncNoukai | None) -> None:
         self.client = client
         self._from_env: AsyncNoukai | None = None
+
+    async def aclose_built(self) -> None:
+        """Close the client built from the environment, if one was built."""
+        built, self._from_env = self._from_env, None
+        if built is not None:
+            await built.aclose()
 
     def get(self, scope: Scope) -> AsyncNoukai:
         if self.client is not None:

@@ -5,8 +5,10 @@ bodies in another task and would lose the session's context variable). For
 each `http` request it opens a session scope that stays active until the
 whole response has been sent, streamed bodies included, so every Noukai call
 made while handling the request shares one `X-Session-Id`. The response gets
-`X-Noukai-Session`. Websocket and lifespan scopes pass through untouched, and
-the body is never read or buffered.
+`X-Noukai-Session`. Websocket and lifespan scopes pass through untouched (the
+same scope, every message unchanged, no session); the lifespan's shutdown is
+only where a replay client the middleware built from the environment gets
+closed. The body is never read or buffered.
 
 Replay (only when `NOUKAI_REPLAY_ENABLED` is true): an `X-Noukai-Replay: <uuid>`
 header makes the scope serve the calls from that recorded session. A replay
@@ -78,7 +80,7 @@ class NoukaiTraceMiddleware:
     `client`: the client that fetches a replayed session. Optional: capture
     needs none, and for replay the middleware falls back to the client of
     `noukai_lifespan`, then to an `AsyncNoukai()` built from the environment
-    on first use.
+    on first use, which the middleware closes at the app's shutdown.
     """
 
     def __init__(self, app: ASGIApp, *, client: AsyncNoukai | None = None) -> None:
@@ -87,6 +89,8 @@ class NoukaiTraceMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                send = self._closing_at_shutdown(send)
             await self.app(scope, receive, send)
             return
         header = _replay_header(scope)
@@ -118,6 +122,25 @@ class NoukaiTraceMiddleware:
                 return send(message)
 
             await self.app(scope, receive, send_with_session)
+
+
+    def _closing_at_shutdown(self, send: Send) -> Send:
+        """`send` for the lifespan scope: close our own client before shutdown completes.
+
+        Every message still reaches the server unchanged. The client is
+        closed before the completion goes out because the server stops the
+        event loop soon after it, which could cut a later close short.
+        """
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                try:
+                    await self.clients.aclose_built()
+                except Exception:  # a failed close must not fail the app's shutdown
+                    logger.warning("closing the noukai replay client failed", exc_info=True)
+            await send(message)
+
+        return send_closing
 
 
 class _RequestSession:

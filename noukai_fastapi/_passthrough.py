@@ -249,7 +249,10 @@ def flow_stream_routes(
 
     Each flow gets `POST /flows/{name}` (and `GET` when `allow_get`), and the
     JavaScript module is served at `/noukai-stream.js` unless `serve_script`
-    is false. The options are those of `flow_stream_router`.
+    is false. The options are those of `flow_stream_router`, with one
+    difference: routes have no shutdown hook, so a client they build from
+    the environment (no `client=`, no `noukai_lifespan`) is never closed;
+    give the app `noukai_lifespan` (or pass `client=`) to have it closed.
     """
     options = PassthroughOptions(
         client, authorize, inputs or BrowserInputPolicy(), event_policy or EventPolicy(),

@@ -7,7 +7,8 @@ request body the browser may send and the `text/event-stream` response.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter
@@ -89,6 +90,23 @@ def _query_parameters(inputs: BrowserInputPolicy) -> list[dict[str, Any]]:
     return params
 
 
+def _closing(clients: ClientSource) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A router lifespan closing the client the routes built from the environment.
+
+    FastAPI merges a router's lifespan into the app's when the router is
+    included, so this runs at the app's shutdown whatever lifespan the app has.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await clients.aclose_built()
+
+    return lifespan
+
+
 def flow_stream_router(
     flows: Iterable[str | StreamedFlow],
     *,
@@ -106,7 +124,8 @@ def flow_stream_router(
 
     - `flows`: the allowlist (slugs or `StreamedFlow`s); each gets
       `POST {prefix}/flows/{name}` with a JSON body (`message`, `parameters`);
-    - `client`: default the `noukai_lifespan` client, else one from the environment;
+    - `client`: default the `noukai_lifespan` client, else one built from the
+      environment on first use and closed at the app's shutdown;
     - `authorize(request)`: sync or async; `False` / `PermissionError` gives
       403, a raised `HTTPException` its own status (401 / 403);
     - `inputs`: which request fields the browser may set (default: the message);
@@ -121,7 +140,7 @@ def flow_stream_router(
         client, authorize, inputs, event_policy or EventPolicy(), heartbeat_interval, allow_get
     )
     clients = ClientSource(client)
-    router = APIRouter(prefix=prefix, tags=list(tags))
+    router = APIRouter(prefix=prefix, tags=list(tags), lifespan=_closing(clients))
     for flow in as_streamed_flows(flows):
         flow_inputs = flow.inputs or inputs
         endpoint = make_endpoint(flow, options, clients)

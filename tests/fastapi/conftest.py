@@ -70,8 +70,10 @@ class Reply:
 class CannedUpstream:
     """A real HTTP server on a free port that answers with `self.reply`.
 
-    Tests set `upstream.reply = upstream.Reply(...)`; `upstream.run_frames(...)`
-    renders a run's SSE frames; `requests` records what arrived.
+    Tests set `upstream.reply = upstream.Reply(...)` (or queue one reply per
+    request in `upstream.replies`); `upstream.run_frames(...)` renders a run's
+    SSE frames; `requests` records what arrived and `open_connections` counts
+    the client connections still open.
     """
 
     Reply = Reply
@@ -84,6 +86,9 @@ class CannedUpstream:
         self.routes: list[tuple[str, Reply]] = []
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self.disconnects = 0
+        self.open_connections = 0  # client connections not yet closed (keep-alive included)
+        self.replies: list[Reply] = []  # answered in order, before `routes` and `reply`
+        lock = threading.Lock()
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -92,13 +97,25 @@ class CannedUpstream:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with lock:
+                    upstream.open_connections += 1
+
+            def finish(self) -> None:
+                with lock:
+                    upstream.open_connections -= 1
+                super().finish()
+
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 upstream.requests.append(
                     (self.command, self.path, dict(self.headers.items()), body))
-                reply = next((r for part, r in upstream.routes if part in self.path),
-                             upstream.reply)
+                with lock:
+                    queued = upstream.replies.pop(0) if upstream.replies else None
+                reply = queued or next((r for part, r in upstream.routes if part in self.path),
+                                       upstream.reply)
                 if reply.stall:
                     time.sleep(reply.stall)
                 if reply.json is not None or reply.status != 200:

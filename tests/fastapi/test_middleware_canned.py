@@ -184,5 +184,12 @@ async def test_websocket_and_lifespan_scopes_pass_through_untouched() -> None:
     for scope_type in ["websocket", "lifespan"]:
         scope = {"type": scope_type, "headers": [(b"x-noukai-replay", b"not-a-uuid")]}
         await middleware(scope, receive, send)
-        assert seen[-1] == (scope, receive, send, None)
+        inner_scope, inner_receive, inner_send, session = seen[-1]
+        # no session, no replay check: the same scope and receive reach the app
+        assert (inner_scope, inner_receive, session) == (scope, receive, None)
+        assert inner_scope is scope and inner_receive is receive
+        if scope_type == "websocket":
+            assert inner_send is send
+    # lifespan messages go out unchanged (the middleware only watches for the
+    # shutdown, to close a replay client it built itself)
     assert sent == [{"type": "inner-was-here"}] * 2

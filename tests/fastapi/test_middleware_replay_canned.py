@@ -8,8 +8,9 @@ request, so "served from the cassette" is observable.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -261,3 +262,39 @@ def test_unreachable_noukai_during_replay_is_a_generic_502(
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "UPSTREAM_ERROR"
     assert b"nk_" not in response.content
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:
+    """Poll `condition`; raise if it is still false after `limit` seconds (not a timing test)."""
+    give_up = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+@pytest.mark.usefixtures("replay_on")
+def test_a_client_built_from_the_environment_is_closed_at_shutdown(
+    serve_app: Any, canned_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canned_upstream.reply = canned_upstream.Reply(json=recorded_session([]))
+    monkeypatch.setenv("NOUKAI_API_KEY", "nk_from_env")
+    monkeypatch.setenv("NOUKAI_BASE_URL", canned_upstream.base_url)
+    app = FastAPI()  # no lifespan helper, no client=: the middleware builds its own
+    app.add_middleware(NoukaiTraceMiddleware)
+
+    @app.get("/ok")
+    async def ok() -> str:
+        return "ok"
+
+    for run in range(2):  # served twice: after the first shutdown a fresh client is built
+        with serve_app(app) as base:
+            for _ in range(2):
+                response = httpx.get(f"{base}/ok", headers={"X-Noukai-Replay": SESSION_ID})
+                assert response.status_code == 200, response.text
+                assert response.headers["x-noukai-session"] == SESSION_ID
+            # the session fetches share one keep-alive connection, open while the app runs
+            assert canned_upstream.open_connections == 1
+        wait_until(lambda: canned_upstream.open_connections == 0,
+                   f"the replay client closed its connection at shutdown {run + 1}")
+    assert calls_to(canned_upstream, f"/sessions/{SESSION_ID}") == 4

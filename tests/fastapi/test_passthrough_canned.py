@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI, HTTPException
 from starlette.requests import Request
 
@@ -334,3 +335,22 @@ def test_a_slow_reader_gets_every_event_in_order(serve_app: Any, canned_upstream
     assert outputs == list(range(2_000))
     assert [int(event_id) for _, _, event_id in events] == list(range(1, 2_003))
     assert events[-1][0] == "flow_completed"
+
+
+def test_a_router_without_lifespan_uses_a_client_from_the_environment(
+    serve_app: Any, canned_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOUKAI_API_KEY", "nk_from_env")
+    monkeypatch.setenv("NOUKAI_BASE_URL", canned_upstream.base_url)
+    app = FastAPI()  # no noukai_lifespan, no client=
+    app.include_router(flow_stream_router(["acme/demo/hello-world"]), prefix="/noukai")
+    # served twice: the router closes its client at shutdown, and the
+    # restarted app builds a fresh one instead of using the closed one
+    for _ in range(2):
+        with serve_app(app) as base:
+            response = post(base, "/noukai/flows/hello-world", {"message": "hi"})
+        assert response.status_code == 200, response.text
+        assert parse_sse(response.content)[-1][0] == "flow_completed"
+    keys = [{k.lower(): v for k, v in headers.items()}["authorization"]
+            for _, _, headers, _ in canned_upstream.requests]
+    assert keys == ["Bearer nk_from_env"] * 2
