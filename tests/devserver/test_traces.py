@@ -7,7 +7,7 @@ import threading
 from decimal import Decimal
 
 import httpx
-from devserver_helpers import Api, Frame, assert_error, events, parse_sse
+from devserver_helpers import Api, Frame, assert_error, events, parse_sse, wait_for
 
 from noukai_devserver.pytest_plugin import DevServer
 
@@ -162,28 +162,68 @@ def _read(server: DevServer, path: str, limit: int | None = None,
     return frames[:limit] if limit is not None else frames
 
 
-def test_live_trace_tails_a_running_job_and_resumes_with_last_event_id(
+class _Follower(threading.Thread):
+    """Reads a live trace in the background; `frames` grows as data frames arrive."""
+
+    def __init__(self, server: DevServer, path: str, last_id: int | None = None) -> None:
+        super().__init__(daemon=True)
+        self.server, self.path, self.last_id = server, path, last_id
+        self.frames: list[Frame] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.server.api_key}"}
+        if self.last_id is not None:
+            headers["Last-Event-ID"] = str(self.last_id)
+        buffer = b""
+        try:
+            with httpx.stream("GET", self.server.base_url + self.path, headers=headers,
+                              timeout=30) as response:
+                for chunk in response.iter_bytes():
+                    buffer += chunk
+                    end = buffer.rfind(b"\n\n")
+                    if end >= 0:
+                        self.frames += [f for f in parse_sse(buffer[: end + 2]) if f.data]
+                        buffer = buffer[end + 2:]
+        except BaseException as exc:  # re-raised by `result()` in the test's thread
+            self.error = exc
+
+    def wait_frames(self, count: int) -> None:
+        wait_for(lambda: self.error is not None or len(self.frames) >= count)
+        assert self.error is None, self.error
+
+    def result(self) -> list[tuple[int | None, dict | None]]:
+        self.join(30)
+        assert not self.is_alive() and self.error is None, self.error
+        return [(f.id, f.data) for f in self.frames]
+
+
+def test_live_trace_tails_a_running_run_and_resumes_with_last_event_id(
         server: DevServer, api: Api) -> None:
-    job = api.http.post(api.flow("slow-steps", "jobs"), json={"message": "tail"}).json()
-    path = f"/seq/local/demo/slow-steps/runs/{job['executionId']}/trace/stream"
-    results: dict[str, list[Frame]] = {}
-
-    def follow(name: str) -> None:
-        results[name] = _read(server, path)
-
-    threads = [threading.Thread(target=follow, args=(n,)) for n in ("a", "b", "c")]
-    for thread in threads:
-        thread.start()
-    cut = _read(server, path, limit=3)
-    rest = _read(server, path, last_id=cut[-1].id)
-    for thread in threads:
-        thread.join(30)
-    full = results["a"]
-    assert [f.data["eventType"] for f in full][-1] == "flow_completed"
-    assert [f.data["eventType"] for f in full].count("step_completed") == 3
-    assert [(f.id, f.data) for f in cut + rest] == [(f.id, f.data) for f in full]
-    assert [(f.id, f.data) for f in results["b"]] == [(f.id, f.data) for f in full]
-    assert [(f.id, f.data) for f in results["c"]] == [(f.id, f.data) for f in full]
+    # A step-through run between blocks is running but idle: every subscriber
+    # below is provably attached before the second block produces live events.
+    _r, first = api.step("two-step", {"message": "tail", "stepIndex": 0})
+    run_id = events(first)[0]["executionId"]
+    stored = len(events(first)) - 1  # all but the protocol-only step_paused
+    path = f"/seq/local/demo/two-step/runs/{run_id}/trace/stream"
+    followers = [_Follower(server, path) for _ in range(3)]
+    for follower in followers:
+        follower.start()
+    for follower in followers:
+        follower.wait_frames(stored)
+    cut = _read(server, path, limit=2)  # a subscriber cut after 2 events...
+    resumed = _Follower(server, path, last_id=cut[-1].id)  # ...reconnects with its last id
+    resumed.start()
+    resumed.wait_frames(stored - 2)
+    _r, second = api.step("two-step", {"executionId": run_id, "stepIndex": 1,
+                                       "accumulatedOutputs": {"draft": events(first)[3]["output"]}})
+    full = followers[0].result()
+    assert [data["eventType"] for _id, data in full] == [
+        "run_started", "step_started", "step_input", "step_completed",
+        "step_started", "step_input", "step_completed", "flow_completed"]
+    assert full[-1][1] == events(second)[-1]
+    assert [(f.id, f.data) for f in cut] + resumed.result() == full
+    assert followers[1].result() == full and followers[2].result() == full
 
 
 def test_live_trace_of_a_waiting_step_run_heartbeats_then_closes_when_idle(
