@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from devserver_helpers import Api, assert_error, wait_for
@@ -85,3 +86,18 @@ def test_job_preflight_errors_match_execute(api: Api, broke_api: Api) -> None:
     response = broke_api.http.post(broke_api.flow("hello-world", "jobs", org="broke"),
                                    json={"message": "x"})
     assert_error(response, 402, "INSUFFICIENT_CREDITS")
+
+
+def test_the_worker_pool_is_bounded_and_later_jobs_wait_pending(
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    server = noukai_devserver_factory(job_workers=2, slow_seconds=30)
+    api = Api(server)
+    ids = [api.http.post(api.flow("slow-steps", "jobs"), json={"message": f"j{i}"}).json()[
+        "executionId"] for i in range(4)]
+    # The first two (FIFO) execute; the other two wait for a free worker.
+    wait_for(lambda: [_poll(api, "slow-steps", j)["status"] for j in ids]
+             == ["running", "running", "pending", "pending"])
+    trace = api.get(f"/seq/local/demo/slow-steps/runs/{ids[2]}/trace").json()
+    assert trace["flowRun"]["status"] == "pending" and trace["steps"] == []
+    api.close()
+    server.stop()
