@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -24,13 +26,17 @@ BIN = Path(sys.executable).parent
 def test_console_script_and_module_both_show_help() -> None:
     for cmd in ([str(BIN / "noukai-dev"), "--help"],
                 [sys.executable, "-m", "noukai_devserver", "--help"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "200"})  # no wrapped defaults
         assert proc.returncode == 0, proc.stderr
         for option in ("--host", "--port", "--workspace", "--db", "--heartbeat",
                        "--job-min-latency", "--slow-seconds", "--rate-limit-window",
                        "--session-retention"):
             assert option in proc.stdout
         assert "publish" in proc.stdout
+        # Serving on port 8080 (both loopback families) unless told otherwise.
+        assert re.search(r"--port\b.*?\[default: 8080\]", proc.stdout, re.S)
+        assert re.search(r"--host\b.*?\[default: localhost\]", proc.stdout, re.S)
 
 
 def test_banner_names_base_url_org_project_and_key(server: DevServer) -> None:
@@ -52,7 +58,10 @@ def test_default_database_is_in_the_working_directory(tmp_path: Path) -> None:
         # Both loopback families answer on the same port.
         for host in ("127.0.0.1", "[::1]"):
             assert httpx.get(f"http://{host}:{port.group(1)}/").status_code == 200
-        assert (tmp_path / ".noukai-dev" / "demo.sqlite3").is_file()
+        database = tmp_path / ".noukai-dev" / "demo.sqlite3"
+        assert database.is_file()
+        with closing(sqlite3.connect(database)) as conn:  # WAL: readers never block the writer
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)

@@ -63,3 +63,19 @@ def test_registered_fixtures_are_prefixed_and_not_autouse(tmp_path: Path) -> Non
     names = [line.split()[0] for line in section.splitlines()
              if line and not line.startswith((" ", "-"))]
     assert sorted(names) == ["noukai_devserver", "noukai_devserver_factory"]
+
+
+def test_importing_the_plugin_loads_only_the_standard_library_and_pytest() -> None:
+    """pytest imports the plugin in every run of every project that installs noukai."""
+    script = textwrap.dedent("""
+        import sys
+        import pytest
+        before = set(sys.modules)
+        import noukai_devserver.pytest_plugin
+        added = {m.split(".")[0] for m in set(sys.modules) - before}
+        print(sorted(m for m in added if m not in sys.stdlib_module_names))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['noukai_devserver']"
