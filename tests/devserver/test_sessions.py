@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from devserver_helpers import Api, assert_error, events, wait_for
@@ -22,12 +25,12 @@ def test_cassette_spans_execute_step_job_and_tool_resume(api: Api) -> None:
     executed = api.execute("two-step", {"message": "one"}, headers=tag)
     assert executed.headers["x-noukai-session"] == sid
     executed_body = executed.json()
-    # A step-through run: two /step calls, one execution.
+    # A step-through run: two /step calls, one execution; the tag is bound at creation,
+    # so a continuation without the header stays in the session.
     _r, first = api.step("two-step", {"message": "two", "stepIndex": 0}, headers=tag)
     step_id = events(first)[0]["executionId"]
     _r, second = api.step("two-step", {"executionId": step_id, "stepIndex": 1,
-                                       "accumulatedOutputs": {"draft": events(first)[3]["output"]}},
-                          headers=tag)
+                                       "accumulatedOutputs": {"draft": events(first)[3]["output"]}})
     step_result = events(second)[-1]["result"]
     # A tool-resumed execute: the resume carries no X-Session-Id.
     paused = api.execute("tools-enabled", {"message": "Weather in Lima?", "tools": [TOOL]},
@@ -123,3 +126,21 @@ def test_any_spelling_of_a_uuid_finds_the_session_and_resumes_echo_it(api: Api) 
     for spelling in (str(sid), sent, sid.hex):
         executions = _session(api, spelling).json()["executions"]
         assert [e["executionId"] for e in executions] == [body["executionId"]]
+
+
+def test_workspace_session_retention_makes_old_sessions_410(
+        tmp_path: Path, workspace_dir: Path,
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    workspace = tmp_path / "ws"
+    shutil.copytree(workspace_dir, workspace)
+    config = workspace / "noukai.yaml"
+    config.write_text(config.read_text() + "sessionRetentionSeconds: 0.2\n")
+    server = noukai_devserver_factory(workspace=workspace)
+    client = Api(server, "nk_other_key")
+    sid = str(uuid.uuid4())
+    client.http.post("/seq/other/app/hello/execute", json={"message": "x"},
+                     headers={"X-Session-Id": sid})
+    assert_error(wait_for(lambda: (lambda r: r if r.status_code == 410 else None)(
+        _session(client, sid))), 410, "SESSION_EXPIRED")
+    client.close()
+    server.stop()
