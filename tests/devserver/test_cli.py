@@ -134,6 +134,12 @@ def test_stop_signal_ends_open_streams_with_a_final_frame(
         assert [e["eventType"] for e in replay][-2:] == ["step_error", "flow_completed"]
         assert replay[-1]["result"] is None
         assert replay[-1]["summary"]["status"] == "cancelled"
+    # The follower cut by the shutdown reconnects with its last id and gets the rest.
+    last_id = [f.id for f in live_frames if f.data is not None][-1]
+    rest = events(parse_sse(api.get(
+        f"/seq/local/demo/slow-steps/runs/{job['executionId']}/trace/stream",
+        headers={"Last-Event-ID": str(last_id)}).content))
+    assert [e["eventType"] for e in rest] == ["step_error", "flow_completed"]
     api.close()
     server.stop()
     assert os.path.exists(server.db)
