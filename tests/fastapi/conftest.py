@@ -65,6 +65,11 @@ class Reply:
     stall: float = 0.0  # sleep before answering at all
     drop_after: int | None = None  # close the socket after this many frames
     headers: dict[str, str] = field(default_factory=dict)
+    # Lock-step streaming: before frame i, wait (at most `hold_limit` s) for
+    # the test to set `holds[i]`; `frames_sent` counts what went out.
+    holds: dict[int, threading.Event] = field(default_factory=dict)
+    hold_limit: float = 5.0
+    frames_sent: int = 0
 
 
 class CannedUpstream:
@@ -139,8 +144,11 @@ class CannedUpstream:
                     for count, frame in enumerate(reply.frames):
                         if reply.drop_after is not None and count >= reply.drop_after:
                             return
+                        if count in reply.holds:
+                            reply.holds[count].wait(reply.hold_limit)
                         self.wfile.write(frame)
                         self.wfile.flush()
+                        reply.frames_sent = count + 1
                         if reply.frame_delay:
                             time.sleep(reply.frame_delay)
                 except OSError:

@@ -7,7 +7,9 @@ request, so "served from the cassette" is observable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -298,3 +300,36 @@ def test_a_client_built_from_the_environment_is_closed_at_shutdown(
         wait_until(lambda: canned_upstream.open_connections == 0,
                    f"the replay client closed its connection at shutdown {run + 1}")
     assert calls_to(canned_upstream, f"/sessions/{SESSION_ID}") == 4
+
+
+@pytest.mark.usefixtures("replay_on")
+@pytest.mark.parametrize("mode", ["capture", "replay"])
+def test_a_streamed_body_is_never_held_back(
+    serve_app: Any, canned_upstream: Any, mode: str
+) -> None:
+    # The body's second part waits for the caller to have read the first: a
+    # middleware that buffered the body would make it wait for its limit.
+    canned_upstream.reply = canned_upstream.Reply(json=recorded_session([]))
+    release = threading.Event()
+    app = FastAPI()
+    app.add_middleware(NoukaiTraceMiddleware, client=AsyncNoukai(
+        api_key="nk_test_key", base_url=canned_upstream.base_url, max_retries=0))
+
+    @app.get("/lock-step")
+    async def lock_step() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first\n"
+            released = await asyncio.to_thread(release.wait, 5.0)
+            yield b"second\n" if released else b"the caller never saw the first part\n"
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    headers = {"X-Noukai-Replay": SESSION_ID} if mode == "replay" else {}
+    with serve_app(app) as base, httpx.stream("GET", f"{base}/lock-step", headers=headers,
+                                              timeout=30) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "first"
+        release.set()
+        assert list(lines) == ["second"]
+    session = response.headers["x-noukai-session"]
+    assert (session == SESSION_ID) is (mode == "replay")

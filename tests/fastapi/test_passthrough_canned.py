@@ -8,6 +8,7 @@ asserts on the raw bytes a browser would get.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,20 +75,85 @@ def test_streams_forwarded_events_as_sse(serve_app: Any, canned_upstream: Any) -
     assert json.loads(body)["message"] == "hi"
 
 
+def run_with_every_hidden_field(upstream: Any) -> list[list[bytes]]:
+    """The upstream replies of a run that carries everything a browser must not see.
+
+    Three `/step` replies (a block ending in `step_paused`, a tool-call pause,
+    the resumed rest), with the API key's text inside the prompt, the tool
+    messages and the error message, so "absent from the bytes" can fail.
+    """
+    frame = upstream.frame
+    ids = {"executionId": "exec-hidden"}
+    usage = {"tokens": {"prompt": 3, "completion": 4, "total": 7}, "costUsd": "0.000007"}
+    first_block = [
+        frame("run_started", {**ids, "runId": "exec-hidden", "stepCount": 2}),
+        frame("step_started", {**ids, "stepId": "s0", "name": "Draft", "stepIndex": 0}),
+        frame("step_input", {**ids, "stepId": "s0",
+                             "inputData": {"prompt": "PROMPT signed nk_test_key"}}),
+        frame("step_output", {**ids, "stepId": "s0", "outputData": "visible draft"}),
+        frame("step_completed", {**ids, "stepId": "s0", "output": {"response": "draft"},
+                                 "durationMs": 5, **usage}),
+        frame("step_paused", {**ids, "stepId": "s0", "stepIndex": 0, "nextStepIndex": 1}),
+    ]
+    tool_pause = [
+        frame("step_started", {**ids, "stepId": "s1", "name": "Check", "stepIndex": 1}),
+        frame("step_paused_for_tool_calls", {
+            **ids, "runId": "exec-hidden", "stepId": "s1", "stepIndex": 1,
+            "iterationsUsed": 1,
+            "toolCallMessages": [{"role": "assistant", "content": "TOOL-MESSAGES nk_test_key"}],
+            "toolCalls": [{"id": "call-1", "type": "function",
+                           "function": {"name": "lookup", "arguments": "{}"}}],
+            "accumulatedOutputs": {"s0": "ACCUMULATED"}}),
+    ]
+    resumed = [
+        frame("step_output", {**ids, "stepId": "s1", "outputData": "visible check"}),
+        frame("step_completed", {**ids, "stepId": "s1", "output": {"response": "checked"},
+                                 "durationMs": 5, **usage}),
+        frame("flow_completed", {**ids, "runId": "exec-hidden",
+                                 "result": {"response": "checked"},
+                                 "summary": {"status": "completed", **usage}}),
+    ]
+    failing = [
+        frame("run_started", {**ids, "runId": "exec-hidden", "stepCount": 1}),
+        frame("step_started", {**ids, "stepId": "s0", "name": "Draft", "stepIndex": 0}),
+        frame("step_error", {**ids, "stepId": "s0", "error": {
+            "code": "PROVIDER_ERROR", "message": "provider rejected nk_test_key"}}),
+    ]
+    return [first_block, tool_pause, resumed, failing]
+
+
+HIDDEN = [b"step_input", b"inputData", b"input_data", b"PROMPT", b"step_paused",
+          b"tool_calls_required", b"toolCallMessages", b"tool_call_messages", b"TOOL-MESSAGES",
+          b"toolCalls", b"tool_calls", b"call-1", b"accumulatedOutputs", b"accumulated_outputs",
+          b"ACCUMULATED", b"iterationsUsed", b"tokens", b"costUsd", b"cost_usd", b"nk_",
+          b"provider rejected"]
+
+
 def test_dropped_fields_and_key_never_reach_the_browser(
     serve_app: Any, canned_upstream: Any
 ) -> None:
-    canned_upstream.reply = canned_upstream.Reply(
-        frames=canned_upstream.run_frames(2, fail_at=1))
-    with passthrough(serve_app, canned_upstream) as base:
-        raw = post(base, "/noukai/flows/hello-world", {"message": "hi"}).content
-    for secret in [b"step_input", b"inputData", b"PROMPT", b"tokens", b"costUsd", b"cost_usd",
-                   b"toolCallMessages", b"accumulatedOutputs", b"tool_call_messages",
-                   b"accumulated_outputs", b"nk_", b"sk-live-SECRET", b"provider said"]:
-        assert secret not in raw, secret
-    frames = parse_sse(raw)
-    assert frames[-1][0] == "step_error"
-    assert frames[-1][1]["error"] == {"code": "PROVIDER_ERROR"}
+    handled: list[list[dict[str, Any]]] = []
+
+    def tool_handler(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        handled.append(calls)
+        return [{"tool_call_id": call["id"], "output": "found"} for call in calls]
+
+    canned_upstream.replies = [canned_upstream.Reply(frames=frames)
+                               for frames in run_with_every_hidden_field(canned_upstream)]
+    flow = StreamedFlow("hello-world", tool_handler=tool_handler)
+    with passthrough(serve_app, canned_upstream, flows=[flow]) as base:
+        completed = post(base, "/noukai/flows/hello-world", {"message": "hi"}).content
+        failed = post(base, "/noukai/flows/hello-world", {"message": "hi"}).content
+    # the upstream really sent all of it: three calls for the run, one for the failure
+    assert len(canned_upstream.requests) == 4 and len(handled) == 1
+    for hidden in HIDDEN:
+        assert hidden not in completed + failed, hidden
+    assert [kind for kind, _, _ in parse_sse(completed)] == [
+        "run_started", "step_started", "step_output", "step_completed",
+        "step_started", "step_output", "step_completed", "flow_completed"]
+    assert parse_sse(completed)[-1][1]["summary"] == {"status": "completed"}
+    last = parse_sse(failed)[-1]
+    assert (last[0], last[1]["error"]) == ("step_error", {"code": "PROVIDER_ERROR"})
 
 
 def test_allowlist_only(serve_app: Any, canned_upstream: Any) -> None:
@@ -354,3 +420,28 @@ def test_a_router_without_lifespan_uses_a_client_from_the_environment(
     keys = [{k.lower(): v for k, v in headers.items()}["authorization"]
             for _, _, headers, _ in canned_upstream.requests]
     assert keys == ["Bearer nk_from_env"] * 2
+
+
+def test_each_event_reaches_the_browser_before_the_upstream_sends_more(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    # The upstream sends one event at a time and waits for this test to have
+    # seen it before sending the next. A passthrough that held an event back
+    # for more input would stall until the upstream gave up waiting.
+    frames = canned_upstream.run_frames(1, extra=False)
+    seen_by_browser = [threading.Event() for _ in frames]
+    reply = canned_upstream.Reply(frames=frames, holds=dict(enumerate(seen_by_browser[:-1], 1)))
+    canned_upstream.reply = reply
+    seen: list[str] = []
+    sent_when_seen: list[int] = []
+    with passthrough(serve_app, canned_upstream) as base, httpx.stream(
+        "POST", f"{base}/noukai/flows/hello-world", json={"message": "x"}, timeout=30
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                seen.append(line.removeprefix("event: "))
+                sent_when_seen.append(reply.frames_sent)
+                seen_by_browser[len(seen) - 1].set()
+    assert seen == ["run_started", "step_started", "step_completed", "flow_completed"]
+    # each event arrived while the upstream was still waiting to send the next
+    assert sent_when_seen == [1, 2, 3, 4]
