@@ -17,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
 from . import _store as db
 from ._errors import ApiError
@@ -79,6 +82,48 @@ class Idempotency:
 
     def abandon(self, scope: str) -> None:
         self._running.discard(scope)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key a request holds while it runs; `once` settles it on errors,
+    the work settles it on success (`finish`, or `stream_ended` for a stream)."""
+
+    keeper: Idempotency
+    scope: str
+    print_: str
+
+    async def finish(self, status: int, body: dict[str, Any]) -> None:
+        await self.keeper.finish(self.scope, self.print_, status, body)
+
+    def stream_ended(self) -> None:
+        """A stream's key never replays the stream: later repeats get 409."""
+        self.keeper.finish_nowait(self.scope, self.print_, 409, STREAM_REUSED)
+
+
+async def once(keeper: Idempotency, key_id: str, path: str, key: str | None,
+               body: dict[str, Any],
+               work: Callable[[Claim | None], Awaitable[Response]]) -> Response:
+    """Run `work` at most once per Idempotency-Key (`key` None: no key, just run it).
+
+    A stored outcome is answered without running anything. An `ApiError` from
+    `work` is stored as the key's outcome; anything else (a bug, cancellation)
+    releases the key so a retry can run.
+    """
+    if key is None:
+        return await work(None)
+    claim = Claim(keeper, Idempotency.scope(key_id, path, key), fingerprint(body))
+    stored = await keeper.begin(claim.scope, claim.print_)
+    if stored is not None:
+        return stored
+    try:
+        return await work(claim)
+    except ApiError as exc:
+        await claim.finish(exc.status, exc.body())
+        raise
+    except BaseException:
+        keeper.abandon(claim.scope)
+        raise
 
 
 STREAM_REUSED = {"detail": {"code": "IDEMPOTENCY_KEY_REUSED",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -20,7 +21,7 @@ from ._auth import Principal, authenticate, check_project, parse_version
 from ._blocks import Resume
 from ._errors import ApiError
 from ._flows import Flow
-from ._idempotency import HEADER, STREAM_REUSED, Idempotency, fingerprint
+from ._idempotency import HEADER, Claim, once
 from ._jobs import job_status
 from ._requests import (
     FlowRequest,
@@ -152,26 +153,16 @@ async def _guarded(state: ServerState, request: Request, principal: Principal,
                    body: dict[str, Any],
                    work: Callable[[], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
                    ) -> Response:
-    """Run `work` under the request's Idempotency-Key, if it has one."""
-    key = request.headers.get(HEADER)
-    if key is None:
+    """A JSON answer, run at most once under the request's Idempotency-Key."""
+
+    async def answer(claim: Claim | None) -> Response:
         result, headers = await work()
+        if claim is not None:
+            await claim.finish(200, result)
         return JSONResponse(result, headers=headers)
-    scope = Idempotency.scope(principal.key_id, request.url.path, key)
-    print_ = fingerprint(body)
-    stored = await state.idempotency.begin(scope, print_)
-    if stored is not None:
-        return stored
-    try:
-        result, headers = await work()
-    except ApiError as exc:
-        await state.idempotency.finish(scope, print_, exc.status, exc.body())
-        raise
-    except BaseException:
-        state.idempotency.abandon(scope)
-        raise
-    await state.idempotency.finish(scope, print_, 200, result)
-    return JSONResponse(result, headers=headers)
+
+    return await once(state.idempotency, principal.key_id, request.url.path,
+                      request.headers.get(HEADER), body, answer)
 
 
 @router.post("/execute")
@@ -180,11 +171,8 @@ async def execute(request: Request, org: str, project: str, slug: str,
                   version: str | None = None) -> Response:
     state, principal, flow, number = await _preflight(request, org, project, slug, version)
     body = await read_json(request, state.options.max_body_bytes)
-
-    async def work() -> tuple[dict[str, Any], dict[str, str]]:
-        return await _execute(state, request, org, project, slug, flow, number, body)
-
-    return await _guarded(state, request, principal, body, work)
+    return await _guarded(state, request, principal, body, functools.partial(
+        _execute, state, request, org, project, slug, flow, number, body))
 
 
 async def _execute(state: ServerState, request: Request, org: str, project: str, slug: str,
@@ -254,26 +242,13 @@ async def step(request: Request, org: str, project: str, slug: str,
     if number == 0 and version is not None:
         raise ApiError(400, "INVALID_VERSION", "step-through is not supported on the draft (v0)")
     body = await read_json(request, state.options.max_body_bytes)
-    key = request.headers.get(HEADER)
-    if key is None:
-        return await _step(state, request, org, project, slug, flow, number, body, None)
-    scope = Idempotency.scope(principal.key_id, request.url.path, key)
-    print_ = fingerprint(body)
-    stored = await state.idempotency.begin(scope, print_)
-    if stored is not None:
-        return stored
 
-    def closed() -> None:
-        state.idempotency.finish_nowait(scope, print_, 409, STREAM_REUSED)
+    async def stream(claim: Claim | None) -> Response:
+        return await _step(state, request, org, project, slug, flow, number, body,
+                           None if claim is None else claim.stream_ended)
 
-    try:
-        return await _step(state, request, org, project, slug, flow, number, body, closed)
-    except ApiError as exc:
-        await state.idempotency.finish(scope, print_, exc.status, exc.body())
-        raise
-    except BaseException:
-        state.idempotency.abandon(scope)
-        raise
+    return await once(state.idempotency, principal.key_id, request.url.path,
+                      request.headers.get(HEADER), body, stream)
 
 
 async def _step(state: ServerState, request: Request, org: str, project: str, slug: str,
@@ -330,11 +305,8 @@ async def submit_job(request: Request, org: str, project: str, slug: str,
                      version: str | None = None) -> Response:
     state, principal, flow, number = await _preflight(request, org, project, slug, version)
     body = await read_json(request, state.options.max_body_bytes)
-
-    async def work() -> tuple[dict[str, Any], dict[str, str]]:
-        return await _submit(state, request, org, project, flow, number, body)
-
-    return await _guarded(state, request, principal, body, work)
+    return await _guarded(state, request, principal, body, functools.partial(
+        _submit, state, request, org, project, flow, number, body))
 
 
 async def _submit(state: ServerState, request: Request, org: str, project: str, flow: Flow,
