@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from example_apps.fastapi_app.app import create_app
 from noukai_core import Noukai
+from noukai_fastapi import flow_stream_router, noukai_lifespan
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -144,3 +147,57 @@ def test_js_parser_handles_any_chunking_and_line_ending(page: Page, example_url:
                 '["flow_completed","{\\"result\\":\\"é\\"}",null]]')
     for eol in ["lf", "crlf", "cr"]:
         assert results[eol] == [expected], eol
+
+
+def test_js_module_reports_errors_before_and_after_the_stream_starts(
+    page: Page, serve_app: Any, canned_upstream: Any
+) -> None:
+    upstream = canned_upstream
+    upstream.replies = [
+        # refused before any event: a real status and JSON body
+        upstream.Reply(status=429, json={"detail": {"code": "RATE_LIMIT", "message": "wait"}},
+                       headers={"Retry-After": "3"}),
+        # the upstream connection drops mid-run: the passthrough's final `error` event
+        upstream.Reply(frames=upstream.run_frames(2, extra=False), drop_after=2),
+        # a step fails: its `step_error` ends the run
+        upstream.Reply(frames=upstream.run_frames(2, extra=False, fail_at=0)),
+    ]
+    app = FastAPI(lifespan=noukai_lifespan(api_key="nk_test_key", base_url=upstream.base_url,
+                                           org="acme", project="demo", max_retries=0))
+    app.include_router(flow_stream_router(["hello-world"]), prefix="/noukai")
+
+    @app.get("/")
+    async def blank() -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>blank</title>")
+
+    with serve_app(app) as base:
+        page.goto(base + "/")
+        outcomes = page.evaluate(
+            """async () => {
+                const { streamFlow } = await import("/noukai/noukai-stream.js");
+                const outcomes = [];
+                for (let i = 0; i < 3; i++) {
+                    const seen = [];
+                    const errors = [];
+                    const run = streamFlow("/noukai/flows/hello-world", {
+                        message: "x",
+                        onEvent: (type) => seen.push(type),
+                        onError: (error) => errors.push(error),
+                    });
+                    const done = await run.done;
+                    outcomes.push({ seen, errors, done });
+                }
+                return outcomes;
+            }"""
+        )
+    limited, dropped, failed = outcomes
+    assert limited["seen"] == []
+    assert [(e["status"], e["code"]) for e in limited["errors"]] == [(429, "RATE_LIMITED")]
+    assert limited["done"]["status"] == "error"
+    assert dropped["seen"] == ["run_started", "step_started"]
+    assert len(dropped["errors"]) == 1 and dropped["errors"][0]["status"] == 200
+    assert dropped["errors"][0]["code"] != "STREAM_INCOMPLETE"  # the server's error event
+    assert dropped["done"] == {"status": "error", "error": dropped["errors"][0]}
+    assert failed["seen"][-1] == "step_error"
+    assert [e["code"] for e in failed["errors"]] == ["PROVIDER_ERROR"]
+    assert failed["done"]["status"] == "error"
