@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from devserver_helpers import Api, assert_error, events, wait_for
@@ -127,20 +124,3 @@ def test_any_spelling_of_a_uuid_finds_the_session_and_resumes_echo_it(api: Api) 
         executions = _session(api, spelling).json()["executions"]
         assert [e["executionId"] for e in executions] == [body["executionId"]]
 
-
-def test_workspace_session_retention_makes_old_sessions_410(
-        tmp_path: Path, workspace_dir: Path,
-        noukai_devserver_factory: Callable[..., DevServer]) -> None:
-    workspace = tmp_path / "ws"
-    shutil.copytree(workspace_dir, workspace)
-    config = workspace / "noukai.yaml"
-    config.write_text(config.read_text() + "sessionRetentionSeconds: 0.2\n")
-    server = noukai_devserver_factory(workspace=workspace)
-    client = Api(server, "nk_other_key")
-    sid = str(uuid.uuid4())
-    client.http.post("/seq/other/app/hello/execute", json={"message": "x"},
-                     headers={"X-Session-Id": sid})
-    assert_error(wait_for(lambda: (lambda r: r if r.status_code == 410 else None)(
-        _session(client, sid))), 410, "SESSION_EXPIRED")
-    client.close()
-    server.stop()
