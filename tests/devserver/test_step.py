@@ -12,6 +12,19 @@ def _types(frames: list) -> list[str]:
     return [e["eventType"] for e in events(frames)]
 
 
+def _leave_after(server: DevServer, slug: str, body: dict, event: str) -> str:
+    """Open a /step stream, hang up once `event` arrives; returns the execution id."""
+    with httpx.stream("POST", f"{server.base_url}/seq/local/demo/{slug}/step", json=body,
+                      headers={"Authorization": f"Bearer {server.api_key}"},
+                      timeout=30) as response:
+        buffer = b""
+        for chunk in response.iter_bytes():
+            buffer += chunk
+            if f"event: {event}".encode() in buffer:
+                break
+    return str(events(parse_sse(buffer[: buffer.rindex(b"\n\n") + 2]))[0]["executionId"])
+
+
 def test_one_block_flow_starts_with_run_started_and_ends_with_flow_completed(api: Api) -> None:
     response, frames = api.step("hello-world", {"message": "hi", "stepIndex": 0,
                                                 "accumulatedOutputs": {}, "parameters": {},
@@ -131,18 +144,8 @@ def test_client_disconnect_cancels_the_run_before_the_next_block(
         slow_server: DevServer) -> None:
     server = slow_server
     api = Api(server)
-    headers = {"Authorization": f"Bearer {server.api_key}"}
-    execution = None
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client, \
-            client.stream("POST", "/seq/local/demo/slow-steps/step",
-                          json={"message": "bye", "stepIndex": 0,
-                                "runRemaining": True}) as response:
-        buffer = b""
-        for chunk in response.iter_bytes():
-            buffer += chunk
-            if b"event: step_started" in buffer:
-                break
-        execution = events(parse_sse(buffer[: buffer.rindex(b"\n\n") + 2]))[0]["executionId"]
+    execution = _leave_after(server, "slow-steps", {"message": "bye", "stepIndex": 0,
+                                                    "runRemaining": True}, "step_started")
     run_path = f"/seq/local/demo/slow-steps/runs/{execution}"
     summary = wait_for(lambda: (lambda b: b if b["status"] == "cancelled" else None)(
         api.get(run_path).json()))
@@ -176,16 +179,8 @@ def test_disconnect_while_output_streams_records_the_attempt_failed(
         noukai_devserver_factory) -> None:  # type: ignore[no-untyped-def]
     server = noukai_devserver_factory(stream_delay=2.0)
     api = Api(server)
-    with httpx.stream("POST", f"{server.base_url}/seq/local/demo/stream-story/step",
-                      json={"message": "cut", "stepIndex": 0},
-                      headers={"Authorization": f"Bearer {server.api_key}"},
-                      timeout=30) as response:
-        buffer = b""
-        for chunk in response.iter_bytes():
-            buffer += chunk
-            if b"event: step_output" in buffer:
-                break
-    run_id = events(parse_sse(buffer[: buffer.rindex(b"\n\n") + 2]))[0]["executionId"]
+    run_id = _leave_after(server, "stream-story", {"message": "cut", "stepIndex": 0},
+                          "step_output")
     path = f"/seq/local/demo/stream-story/runs/{run_id}"
     wait_for(lambda: api.get(path).json()["status"] == "cancelled")
     step = api.get(f"{path}/steps/story/trace").json()
