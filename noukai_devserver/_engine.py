@@ -7,7 +7,8 @@ blocks only produce drop-safe `step_progress` events, so a client counting
 `step_completed` frames counts top-level blocks (contract §7.1).
 
 Every attempt of every block (and loop index) is written to `attempts` with
-its timings, tokens, cost and capture-filtered snapshots. A cancelled block
+its timings, tokens, cost and capture-filtered snapshots (`_record`, one row
+per attempt, rewritten as the attempt moves from running to its outcome). A cancelled block
 (client gone, shutdown) records its attempt as failed with code `CANCELLED`.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -53,30 +54,33 @@ class Engine:
             ctx.update(extra)
         return ctx
 
-    def _next_attempt(self, run: RunState, key: str) -> int:
+    def _begin(self, run: RunState, block: Block, loop_index: int | None, model: str | None,
+               input_data: Any) -> _Attempt:
+        """Number and order a new attempt of `block` (counters live in `run.meta`)."""
         counts = run.meta.setdefault("attempts", {})
+        key = f"{block.id}|{loop_index}"
         counts[key] = int(counts.get(key, 0)) + 1
-        return int(counts[key])
+        return _Attempt(block, loop_index, int(counts[key]), self._order(run), model,
+                        input_data)
 
-    def _write_attempt(self, run: RunState, block: Block, loop_index: int | None,
-                       attempt: int, status: str, *, order: int, started_at: str,
-                       t0: float, model: str | None, usage: Usage | None,
-                       input_data: Any, output: Any = None,
-                       error: dict[str, Any] | None = None) -> None:
+    def _record(self, run: RunState, att: _Attempt, status: str, *, usage: Usage | None = None,
+                output: Any = None, error: dict[str, Any] | None = None) -> None:
+        """Write the attempt's row as it stands now (one row per attempt, replaced)."""
         if run.capture == "off":
             return
         limit = self.options.snapshot_limit
-        inp, in_size, cut_in = snapshot(as_context(input_data), run.capture, is_input=True,
+        inp, in_size, cut_in = snapshot(as_context(att.input_data), run.capture, is_input=True,
                                         limit=limit)
         out, out_size, cut_out = snapshot(output, run.capture, is_input=False, limit=limit)
         done = status != "running"
+        block, loop_index = att.block, att.loop_index
         row = {
-            "run_id": run.id, "akey": f"{block.id}|{loop_index}|{attempt}", "ord": order,
-            "step_id": block.id, "top_level": int(loop_index is None), "loop_index": loop_index,
-            "attempt": attempt, "status": status, "started_at": started_at,
-            "completed_at": utc_now() if done else None,
-            "duration_ms": int((time.monotonic() - t0) * 1000) if done else None,
-            "model": model,
+            "run_id": run.id, "akey": f"{block.id}|{loop_index}|{att.number}",
+            "ord": att.order, "step_id": block.id, "top_level": int(loop_index is None),
+            "loop_index": loop_index, "attempt": att.number, "status": status,
+            "started_at": att.started_at, "completed_at": utc_now() if done else None,
+            "duration_ms": int(max(0.0, time.time() - att.started_ts) * 1000) if done else None,
+            "model": att.model,
             "prompt_tokens": usage.prompt if usage else None,
             "completion_tokens": usage.completion if usage else None,
             "total_tokens": (usage.prompt + usage.completion) if usage else None,
@@ -138,12 +142,9 @@ class Engine:
             "over": block.over}
         yield self.emit(run, {"eventType": "step_input", "stepId": block.id,
                               "inputData": input_data})
-        attempt = self._next_attempt(run, f"{block.id}|None")
-        order, started = self._order(run), utc_now()
+        att = self._begin(run, block, None, None, input_data)
         if block.type == "loop":  # a template renders without yielding: nobody could see it run
-            self._write_attempt(run, block, None, attempt, "running", order=order,
-                                started_at=started, t0=t0, model=None, usage=None,
-                                input_data=input_data)
+            self._record(run, att, "running")
         try:
             if block.type == "template":
                 output = render(block.template, ctx)
@@ -156,24 +157,17 @@ class Engine:
                         yield item
         except BlockFailed as failure:
             err = {"code": failure.code, "message": failure.message}
-            self._write_attempt(run, block, None, attempt, "failed", order=order,
-                                started_at=started, t0=t0, model=None, usage=None,
-                                input_data=input_data, error=err)
+            self._record(run, att, "failed", error=err)
             yield self.emit(run, {"eventType": "step_error", "stepId": block.id,
                                   "name": block.name, "stepIndex": index, "error": err})
             return
         except asyncio.CancelledError:
-            self._write_attempt(run, block, None, attempt, "failed", order=order,
-                                started_at=started, t0=t0, model=None, usage=None,
-                                input_data=input_data,
-                                error={"code": "CANCELLED", "message": "run cancelled"})
+            self._record(run, att, "failed", error=CANCELLED)
             raise
         has_llm = usage.prompt + usage.completion > 0
         # A loop's tokens and cost are on its inner attempts in the trace (summing a
         # trace's steps must not count them twice); its step_completed carries the total.
-        self._write_attempt(run, block, None, attempt, "completed", order=order,
-                            started_at=started, t0=t0, model=None, usage=None,
-                            input_data=input_data, output=output)
+        self._record(run, att, "completed", output=output)
         yield self._completed(run, block, index, output, t0, usage if has_llm else None)
 
     def _completed(self, run: RunState, block: Block, index: int, output: Any, t0: float,
@@ -199,7 +193,7 @@ class Engine:
         prompt = prompt if isinstance(prompt, str) else ("" if prompt is None else str(prompt))
         tools = list(run.inputs.get("tools") or []) if block.tools else []
         t0 = time.monotonic()
-        attempt: int | None = None
+        att: _Attempt | None = None
         if resume is None:
             input_data = {"model": block.model, "system": block.system, "prompt": prompt}
             yield self.emit(run, {"eventType": "step_input", "stepId": block.id,
@@ -212,40 +206,35 @@ class Engine:
             conversation, iterations = resume.conversation, resume.iterations
             usage = Usage(int(pause.get("prompt", 0)), int(pause.get("completion", 0)),
                            Decimal(str(pause.get("cost", "0"))))
-            attempt = int(pause.get("attempt", 1))
-            order, started = int(pause.get("order", self._order(run))), str(
-                pause.get("startedAt", utc_now()))
+            # The paused attempt continues: same number, order and start.
+            att = _Attempt(block, None, int(pause.get("attempt", 1)),
+                           int(pause["order"]) if "order" in pause else self._order(run),
+                           block.model, input_data,
+                           str(pause.get("startedAt") or utc_now()),
+                           float(pause.get("startedTs") or time.time()))
         while True:
-            if attempt is None:
-                attempt = self._next_attempt(run, f"{block.id}|None")
-                order, started = self._order(run), utc_now()
+            if att is None:
+                att = self._begin(run, block, None, block.model, input_data)
                 if _yields(block):
-                    self._write_attempt(run, block, None, attempt, "running", order=order,
-                                        started_at=started, t0=t0, model=block.model,
-                                        usage=None, input_data=input_data)
+                    self._record(run, att, "running")
             try:
-                reply = await self._model_call(run, block, conversation, tools, attempt)
+                reply = await self._model_call(run, block, conversation, tools, att.number)
             except ModelFailure as failure:
                 err = {"code": failure.code, "message": failure.message}
-                self._write_attempt(run, block, None, attempt, "failed", order=order,
-                                    started_at=started, t0=t0, model=block.model,
-                                    usage=None, input_data=input_data, error=err)
-                if attempt < block.retry.max_attempts:
+                self._record(run, att, "failed", error=err)
+                if att.number < block.retry.max_attempts:
                     yield self.emit(run, {"eventType": "step_progress", "stepId": block.id,
-                                          "attempt": attempt, "status": "retrying",
+                                          "attempt": att.number, "status": "retrying",
                                           "error": err})
                     await asyncio.sleep(block.retry.backoff_seconds)
-                    attempt = None
+                    att = None
                     continue
                 yield self.emit(run, {"eventType": "step_error", "stepId": block.id,
                                       "name": block.name, "stepIndex": index,
-                                      "attempt": attempt, "error": err})
+                                      "attempt": att.number, "error": err})
                 return
             except asyncio.CancelledError:
-                self._write_attempt(run, block, None, attempt, "failed", order=order,
-                                    started_at=started, t0=t0, model=block.model, usage=usage,
-                                    input_data=input_data,
-                                    error={"code": "CANCELLED", "message": "run cancelled"})
+                self._record(run, att, "failed", usage=usage, error=CANCELLED)
                 raise
             iterations += 1
             usage.prompt += reply.prompt_tokens
@@ -257,8 +246,9 @@ class Engine:
                                  "toolCalls": reply.tool_calls}]
                 run.iterations = iterations
                 run.meta["pause"] = {
-                    "ids": [c["id"] for c in reply.tool_calls], "attempt": attempt,
-                    "order": order, "startedAt": started, "prompt": usage.prompt,
+                    "ids": [c["id"] for c in reply.tool_calls], "attempt": att.number,
+                    "order": att.order, "startedAt": att.started_at,
+                    "startedTs": att.started_ts, "prompt": usage.prompt,
                     "completion": usage.completion, "cost": money(usage.cost),
                     "inputData": input_data,
                 }
@@ -276,14 +266,9 @@ class Engine:
                     async for event in self._stream_chunks(run, block, str(reply.text)):
                         yield event
                 except asyncio.CancelledError:
-                    self._write_attempt(run, block, None, attempt, "failed", order=order,
-                                        started_at=started, t0=t0, model=block.model,
-                                        usage=usage, input_data=input_data,
-                                        error={"code": "CANCELLED", "message": "run cancelled"})
+                    self._record(run, att, "failed", usage=usage, error=CANCELLED)
                     raise
-            self._write_attempt(run, block, None, attempt, "completed", order=order,
-                                started_at=started, t0=t0, model=block.model, usage=usage,
-                                input_data=input_data, output=output)
+            self._record(run, att, "completed", usage=usage, output=output)
             yield self._completed(run, block, index, output, t0, usage)
             return
 
@@ -327,16 +312,15 @@ class Engine:
                      ctx: dict[str, Any], usage: Usage) -> Any:
         """One inner block of a loop iteration, with retries; raises BlockFailed."""
         while True:
-            t0, started, order = time.monotonic(), utc_now(), self._order(run)
-            attempt = self._next_attempt(run, f"{block.id}|{loop_index}")
             rendered = render(block.prompt if block.type == "llm" else block.template, ctx)
             input_data = {"item": ctx.get("item"), "loopIndex": loop_index, "input": rendered}
             model = block.model if block.type == "llm" else None
+            att = self._begin(run, block, loop_index, model, input_data)
             own = Usage()
             try:
                 if block.type == "llm":
                     reply = await self._model_call(
-                        run, block, [{"role": "user", "content": str(rendered)}], [], attempt)
+                        run, block, [{"role": "user", "content": str(rendered)}], [], att.number)
                     own = Usage(reply.prompt_tokens, reply.completion_tokens,
                                  cost_usd(block.model, reply.prompt_tokens,
                                           reply.completion_tokens))
@@ -345,27 +329,19 @@ class Engine:
                     output = rendered
             except ModelFailure as failure:
                 err = {"code": failure.code, "message": failure.message}
-                self._write_attempt(run, block, loop_index, attempt, "failed", order=order,
-                                    started_at=started, t0=t0, model=model, usage=None,
-                                    input_data=input_data, error=err)
-                if attempt < block.retry.max_attempts:
+                self._record(run, att, "failed", error=err)
+                if att.number < block.retry.max_attempts:
                     await asyncio.sleep(block.retry.backoff_seconds)
                     continue
                 raise BlockFailed(failure.code, f"{block.id}[{loop_index}]: {failure.message}") \
                     from None
             except asyncio.CancelledError:
-                self._write_attempt(run, block, loop_index, attempt, "failed", order=order,
-                                    started_at=started, t0=t0, model=model, usage=None,
-                                    input_data=input_data,
-                                    error={"code": "CANCELLED", "message": "run cancelled"})
+                self._record(run, att, "failed", error=CANCELLED)
                 raise
             usage.prompt += own.prompt
             usage.completion += own.completion
             usage.cost += own.cost
-            self._write_attempt(run, block, loop_index, attempt, "completed", order=order,
-                                started_at=started, t0=t0, model=model,
-                                usage=own if model else None, input_data=input_data,
-                                output=output)
+            self._record(run, att, "completed", usage=own if model else None, output=output)
             return output
 
 
@@ -377,6 +353,29 @@ def _yields(block: Block) -> bool:
     anyone. Writing it only for blocks that wait saves a statement per block.
     """
     return block.stream or block.model in SLOW_MODELS or block.model.startswith(PROVIDER_PREFIX)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One attempt of a block (or of a loop's inner block at one loop index): what
+    its row needs besides the outcome, so each outcome is one `Engine._record` call.
+
+    `started_ts` is wall-clock time, so an attempt that paused for tools (across
+    requests, even restarts) keeps its start, and `durationMs` always matches
+    `completedAt - startedAt`.
+    """
+
+    block: Block
+    loop_index: int | None
+    number: int
+    order: int
+    model: str | None
+    input_data: Any
+    started_at: str = field(default_factory=utc_now)
+    started_ts: float = field(default_factory=time.time)
+
+
+CANCELLED = {"code": "CANCELLED", "message": "run cancelled"}
 
 
 @dataclass(frozen=True)
