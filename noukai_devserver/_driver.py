@@ -34,7 +34,7 @@ from ._models import money
 from ._runs import Runs, RunState, utc_now
 
 log = logging.getLogger("noukai_devserver")
-_RESTARTED = "interrupted: the dev server stopped while this run was executing; resubmit it"
+_RESTARTED = "interrupted: the dev server stopped before this run finished; resubmit it"
 
 
 def _summary(run: RunState) -> dict[str, Any]:
@@ -152,7 +152,9 @@ class Driver:
         exactly like a run failing in-band: its attempts left `running` become
         `failed`, its log gets a `step_error` (code `SERVER_RESTARTED`) and the
         closing `flow_completed`, so its summary, trace, live trace, session
-        and job poll agree. Every write is durable before this returns.
+        and job poll agree. A job still queued is failed at its first block the
+        same way. Durations run until now, when the stop was noticed. Every
+        write is durable before this returns.
         """
         interrupted = await self.runs.store.call(db.interrupted_runs)
         for row, last_seq in interrupted:

@@ -51,11 +51,13 @@ def live_trace(server: DevServer, slug: str, run_id: str) -> list[Frame]:
 
 def test_a_job_running_when_the_server_is_killed_ends_like_any_failed_run(
         noukai_devserver_factory: Callable[..., DevServer]) -> None:
-    server = noukai_devserver_factory(slow_seconds=30)
+    server = noukai_devserver_factory(slow_seconds=30, job_workers=1)
     api = Api(server)
     sid = str(uuid.uuid4())
     job_id = api.http.post(api.flow("slow-steps", "jobs"), json={"message": "x"},
                            headers={"X-Session-Id": sid}).json()["executionId"]
+    queued_id = api.http.post(api.flow("slow-steps", "jobs"), json={"message": "q"}).json()[
+        "executionId"]
     poll = api.flow("slow-steps", f"jobs/{job_id}")
     run_path = f"/seq/local/demo/slow-steps/runs/{job_id}"
     # Killed while its first block's attempt is recorded as running.
@@ -90,7 +92,12 @@ def test_a_job_running_when_the_server_is_killed_ends_like_any_failed_run(
     assert execution["steps"][-1]["errorSnapshot"]["code"] == "SERVER_RESTARTED"
     body = api.get(poll).json()
     assert body["status"] == "failed"
-    assert "stopped while this run was executing" in body["error"]
+    assert "stopped before this run finished" in body["error"]
+    # The job still waiting for the one worker is failed too, at its first block.
+    queued = api.get(api.flow("slow-steps", f"jobs/{queued_id}")).json()
+    assert queued["status"] == "failed" and "stopped before" in queued["error"]
+    assert [e["eventType"] for e in events(live_trace(server, "slow-steps", queued_id))] == [
+        "run_started", "step_error", "flow_completed"]
     # A second restart finds nothing left to recover and changes nothing.
     server.restart()
     assert events(live_trace(server, "slow-steps", job_id)) == replay
