@@ -134,10 +134,12 @@ def test_rerunning_the_same_cursor_is_bounded(api: Api) -> None:
     assert statuses.count(200) >= 20
 
 
-def test_heartbeats_are_comments_while_a_block_runs(api: Api) -> None:
+def test_heartbeats_are_comments_while_a_block_runs(slow_server: DevServer) -> None:
+    api = Api(slow_server)  # a 1 s block against 0.1 s heartbeats: room to spare under load
     _r, frames = api.step("slow-steps", {"message": "beat", "stepIndex": 0})
     assert any("keepalive" in c for f in frames for c in f.comments)
     assert _types(frames)[-1] == "step_paused"
+    api.close()
 
 
 def test_client_disconnect_cancels_the_run_before_the_next_block(
