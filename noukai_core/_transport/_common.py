@@ -99,10 +99,6 @@ class RequestBuilder:
         )
 
 
-def lower_headers(headers: httpx.Headers) -> dict[str, str]:
-    return {key.lower(): value for key, value in headers.items()}
-
-
 def classify(exc: httpx.TransportError) -> Failure:
     """Could the server have seen this request? Only connect-phase failures say no."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):

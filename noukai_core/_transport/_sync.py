@@ -19,9 +19,9 @@ from noukai_core._transport._common import (
     classify,
     connection_error,
     limits,
-    lower_headers,
     stream_error,
 )
+from noukai_core._transport._redact import Redactor
 
 
 class SyncTransport:
@@ -37,6 +37,8 @@ class SyncTransport:
         )
         self._log = Logger(settings)
         self._builder = RequestBuilder(settings, self._client.headers)
+        # Everything built from a response passes through it: no echoed key gets out.
+        self._redact = Redactor(settings.api_key)
 
     def _open(self, spec: RequestSpec, *, stream: bool) -> tuple[httpx.Response, int]:
         """Send with retries; returns the accepted response (maybe an error status)."""
@@ -54,7 +56,7 @@ class SyncTransport:
                 self._log.retry(spec, attempt, delay, None, None, type(exc).__name__)
                 time.sleep(delay)
                 continue
-            headers = lower_headers(response.headers)
+            headers = self._redact.headers(response.headers.items())
             if response.status_code >= 400:
                 delay = retry_delay(
                     spec,
@@ -82,7 +84,11 @@ class SyncTransport:
 
     def send(self, spec: RequestSpec) -> RawResponse:
         response, attempt = self._open(spec, stream=False)
-        raw = RawResponse(response.status_code, lower_headers(response.headers), response.content)
+        raw = RawResponse(
+            response.status_code,
+            self._redact.headers(response.headers.items()),
+            self._redact.content(response.content),
+        )
         self._log.response(spec, attempt, raw.status_code, raw.request_id, raw.content)
         return raw
 
@@ -91,10 +97,10 @@ class SyncTransport:
         """Open a streamed response; yields its byte chunks; always closes it."""
         response, attempt = self._open(spec, stream=True)
         try:
-            headers = lower_headers(response.headers)
+            headers = self._redact.headers(response.headers.items())
             if response.status_code >= 400:
                 try:
-                    content = response.read()
+                    content = self._redact.content(response.read())
                 except httpx.TransportError as exc:
                     raise connection_error(exc, spec) from None
                 self._log.response(
@@ -109,14 +115,18 @@ class SyncTransport:
         finally:
             response.close()
 
-    @staticmethod
     def _chunks(
-        response: httpx.Response, spec: RequestSpec, request_id: str | None
+        self, response: httpx.Response, spec: RequestSpec, request_id: str | None
     ) -> Iterator[bytes]:
+        redact = self._redact.chunks()
         try:
-            yield from response.iter_bytes()
+            for chunk in response.iter_bytes():
+                if out := redact.feed(chunk):
+                    yield out
         except httpx.TransportError as exc:
             raise stream_error(exc, spec, request_id) from None
+        if tail := redact.flush():
+            yield tail
 
     def close(self) -> None:
         if self._owns_client:

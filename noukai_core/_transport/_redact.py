@@ -1,0 +1,87 @@
+"""Keep the client's own API key out of everything built from a response.
+
+A misbehaving server or proxy may echo the `Authorization` header back: in
+an error body, in a header (`X-Request-ID`, `WWW-Authenticate`), or inside a
+streamed frame. Whatever the transport hands on (a `RawResponse`, a stream's
+chunks, a request id) passes through here first, so no exception message,
+`response_body`, event, repr or log event can carry the key (issue 5 item 10).
+
+Pure: no I/O. Both transports use the same `Redactor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+MASK = "nk_***"
+
+
+class Redactor:
+    """Replaces one secret with `MASK` in text, bytes, headers and chunked streams."""
+
+    def __init__(self, secret: str) -> None:
+        self._text = secret
+        self._bytes = secret.encode()
+        self._mask_bytes = MASK.encode()
+
+    def __repr__(self) -> str:
+        return "Redactor()"
+
+    def text(self, value: str) -> str:
+        return value.replace(self._text, MASK) if self._text in value else value
+
+    def content(self, value: bytes) -> bytes:
+        return value.replace(self._bytes, self._mask_bytes) if self._bytes in value else value
+
+    def headers(self, items: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """Lower-case names (what the protocol code reads), values redacted."""
+        secret = self._text
+        return {
+            name.lower(): (value.replace(secret, MASK) if secret in value else value)
+            for name, value in items
+        }
+
+    def chunks(self) -> ChunkRedactor:
+        return ChunkRedactor(self._bytes, self._mask_bytes)
+
+
+class ChunkRedactor:
+    """Redacts one byte stream whose chunks may split the secret anywhere.
+
+    Invariant: a chunk's tail is held back only while it is a proper prefix
+    of the secret (it might be completed by the next chunk), so it is never
+    longer than the secret and a chunk ending a frame (a blank line) is
+    passed on whole at once: holding it would delay the event.
+    """
+
+    def __init__(self, secret: bytes, mask: bytes) -> None:
+        self._secret = secret
+        self._mask = mask
+        self._first = secret[:1]
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk if self._held else chunk
+        if self._secret in data:
+            data = data.replace(self._secret, self._mask)
+        keep = self._prefix_tail(data)
+        if keep:
+            self._held = data[-keep:]
+            return data[:-keep]
+        self._held = b""
+        return data
+
+    def flush(self) -> bytes:
+        """The bytes still held at the end of the stream (a partial key is not the key)."""
+        held, self._held = self._held, b""
+        return held
+
+    def _prefix_tail(self, data: bytes) -> int:
+        """Length of the longest suffix of `data` that is a proper prefix of the secret."""
+        size = len(data)
+        pos = data.find(self._first, max(0, size - len(self._secret) + 1))
+        while pos != -1:
+            if self._secret.startswith(data[pos:]):
+                return size - pos
+            pos = data.find(self._first, pos + 1)
+        return 0
