@@ -8,12 +8,14 @@ Fixtures (session-scoped; each server is a subprocess on a free loopback port,
 never 8080, with fast time constants):
 
 - `noukai_devserver`: the demo workspace; `.base_url`, `.url`, `.port`,
-  `.api_key`, `.broke_api_key`, `.org`, `.project`.
+  `.api_key`, `.broke_api_key`, `.org`, `.project`, and `.keys` (every API key
+  the server accepts, mapped to its org).
 - `noukai_devserver_factory`: `(workspace=None, db=None, **options)` starts
   another server; options are CLI options (`slow_seconds=0.3` ->
-  `--slow-seconds 0.3`). Every server has `.stop()` (SIGTERM), `.kill()`
-  (SIGKILL), `.start()` and `.restart()` (same database); all are stopped at
-  session end.
+  `--slow-seconds 0.3`). With a workspace, `.keys` are that workspace's keys,
+  and `.api_key` / `.org` / `.project` those of its first key. Every server
+  has `.stop()` (SIGTERM), `.kill()` (SIGKILL), `.start()` and `.restart()`
+  (same database); all are stopped at session end.
 
 If the `devserver` extra is missing, the fixtures fail with a message naming
 `noukai[devserver]`.
@@ -68,10 +70,10 @@ def _require_extra() -> None:
 
 
 class DevServer:
-    """A dev server subprocess. Demo credentials are attributes for convenience."""
+    """A dev server subprocess; its credentials are attributes (the demo's by default)."""
 
     api_key = "nk_local_dev"
-    broke_api_key = "nk_local_broke"
+    broke_api_key = "nk_local_broke"  # demo workspace only
     org = "local"
     project = "demo"
 
@@ -84,6 +86,9 @@ class DevServer:
         self._log_dir = log_dir
         self._log_path: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.keys: dict[str, str] = {self.api_key: "local", self.broke_api_key: "broke"}
+        if workspace is not None:
+            self.keys = {}
 
     @property
     def url(self) -> str:
@@ -123,12 +128,26 @@ class DevServer:
             match = _READY.search(self.log_text)
             if match:
                 self.port = int(match.group(1))
+                if self.workspace is not None and not self.keys:
+                    self._adopt_workspace_keys(self.workspace)
                 return self
             if self.process.poll() is not None:
                 break
             time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"noukai dev server did not start:\n{self.log_text}")
+
+    def _adopt_workspace_keys(self, workspace: Path) -> None:
+        """Read the keys of a workspace the server has just loaded successfully
+        (so the `devserver` extra is installed and the file is valid)."""
+        from ._workspace import load_workspace
+
+        loaded = load_workspace(workspace)
+        self.keys = {key: info.org for key, info in loaded.keys.items()}
+        self.api_key = next(iter(loaded.keys))
+        org = loaded.orgs[loaded.keys[self.api_key].org]
+        self.org = org.name
+        self.project = next(iter(org.projects), "")
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; returns the exit status."""

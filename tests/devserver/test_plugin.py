@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from noukai_devserver.pytest_plugin import DevServer
 def test_session_fixture_exposes_demo_credentials(noukai_devserver: DevServer) -> None:
     assert noukai_devserver.base_url == f"http://127.0.0.1:{noukai_devserver.port}/api/v1"
     assert noukai_devserver.port != 8080
+    assert noukai_devserver.keys == {"nk_local_dev": "local", "nk_local_broke": "broke"}
     assert (noukai_devserver.org, noukai_devserver.project) == ("local", "demo")
     response = httpx.post(
         f"{noukai_devserver.base_url}/seq/local/demo/hello-world/execute",
@@ -79,3 +81,16 @@ def test_importing_the_plugin_loads_only_the_standard_library_and_pytest() -> No
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['noukai_devserver']"
+
+
+def test_a_workspace_server_gives_that_workspaces_keys(
+        noukai_devserver_factory: Callable[..., DevServer], workspace_dir: Path) -> None:
+    server = noukai_devserver_factory(workspace=workspace_dir)
+    assert server.keys == {"nk_acme_key": "acme", "nk_acme_limited": "acme",
+                           "nk_other_key": "other", "nk_thin_key": "thin"}
+    assert (server.api_key, server.org, server.project) == ("nk_acme_key", "acme", "app")
+    response = httpx.post(f"{server.base_url}/seq/{server.org}/{server.project}/hello/execute",
+                          json={"message": "mine"},
+                          headers={"Authorization": f"Bearer {server.api_key}"})
+    assert response.json()["result"] == {"response": "Echo: mine"}
+    server.stop()
