@@ -203,12 +203,20 @@ class Runs:
         await self.store.call(lambda _conn: None)
 
     async def get(self, run_id: str) -> RunState | None:
+        """The run's one live `RunState` (loaded from the database if not in memory).
+
+        An unfinished run has exactly one `RunState` however many requests load
+        it at once: the state machine (`RUN_BUSY`, a claimed tool pause) lives
+        on that object, so two objects for one run would let two calls run it.
+        """
         if run_id in self._active:
             return self._active[run_id]
         row = await self.store.call(db.get_run, run_id)
         if row is None:
             return None
         seq = await self.store.call(db.last_event_seq, run_id)
+        if run_id in self._active:  # another request loaded it while we waited
+            return self._active[run_id]
         run = RunState.from_row(row, seq)
         if run.status not in ("completed", "failed", "cancelled"):
             self._active[run_id] = run
