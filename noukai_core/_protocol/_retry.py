@@ -10,6 +10,11 @@ Two classes of request:
   response: the hosted API promises no deduplication, so a duplicate run is a
   duplicate charge. Every retry reuses the call's `Idempotency-Key`.
 
+The transports drive `retry_plan`, a generator that says what to do next:
+`Attempt(n)` (send), then, told how attempt n failed, `Sleep(d)` (wait,
+then ask again) or `GIVE_UP` (the failure stands: raise it, or hand the
+error response on). They only send, sleep and log; the rule is here once.
+
 Delays: `Retry-After` when sent (seconds or HTTP date), else exponential
 backoff with jitter. A `Retry-After` beyond `MAX_RETRY_AFTER` is not slept
 through silently: the error is raised at once, carrying `retry_after`, so the
@@ -20,7 +25,8 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 
 from noukai_core._errors import parse_retry_after_header
 from noukai_core._protocol._wire import RequestSpec
@@ -73,3 +79,70 @@ def retry_delay(
     if retry_after is not None:
         return retry_after if retry_after <= MAX_RETRY_AFTER else None
     return backoff(attempt, rand)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An attempt that got an error status; header names are lower-case."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Send the request now; `number` counts from 1 (the log's `attempt`)."""
+
+    number: int
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait `seconds`, then ask the plan for the next attempt."""
+
+    seconds: float
+
+
+class GiveUp(enum.Enum):
+    """The last failure stands: no more attempts."""
+
+    GIVE_UP = "give_up"
+
+
+GIVE_UP = GiveUp.GIVE_UP
+
+RetryStep = Attempt | Sleep | GiveUp
+RetryPlan = Generator[RetryStep, "Failure | Answered | None", None]
+
+
+def retry_plan(
+    spec: RequestSpec, max_retries: int, *, rand: Callable[[], float] = random.random
+) -> RetryPlan:
+    """The retry loop of one call, without its I/O.
+
+    Protocol: `next(plan)` gives `Attempt(1)`. After a failed attempt,
+    `plan.send(failure_or_answer)` gives `Sleep(d)` or `GIVE_UP`; after a
+    `Sleep`, `next(plan)` gives the next `Attempt`. A successful attempt
+    needs no report: the caller just stops using the plan.
+    """
+    number = 0
+    while True:
+        number += 1
+        outcome = yield Attempt(number)
+        if outcome is None:
+            return
+        if isinstance(outcome, Failure):
+            delay = retry_delay(spec, number, max_retries, failure=outcome, rand=rand)
+        else:
+            delay = retry_delay(
+                spec,
+                number,
+                max_retries,
+                status_code=outcome.status_code,
+                headers=outcome.headers,
+                rand=rand,
+            )
+        if delay is None:
+            yield GIVE_UP
+            return
+        yield Sleep(delay)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from noukai_core._errors import error_from_response
-from noukai_core._protocol._retry import retry_delay
+from noukai_core._protocol._retry import Answered, Attempt, Sleep, retry_plan
 from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._common import (
     Logger,
@@ -41,46 +41,33 @@ class AsyncTransport:
         self._redact = Redactor(settings.api_key)
 
     async def _open(self, spec: RequestSpec, *, stream: bool) -> tuple[httpx.Response, int]:
-        """Send with retries; returns the accepted response (maybe an error status)."""
-        attempt = 0
+        """Send as `retry_plan` says; returns the accepted response (maybe an error status)."""
+        plan = retry_plan(spec, self.settings.max_retries)
+        step = next(plan)
         while True:
-            attempt += 1
+            assert isinstance(step, Attempt)
+            attempt = step.number
             self._log.request(spec, attempt)
-            request = self._builder.build(spec)
             try:
-                response = await self._client.send(request, stream=stream)
+                response = await self._client.send(self._builder.build(spec), stream=stream)
             except httpx.TransportError as exc:
-                delay = retry_delay(spec, attempt, self.settings.max_retries, failure=classify(exc))
-                if delay is None:
+                step = plan.send(classify(exc))
+                if not isinstance(step, Sleep):
                     raise connection_error(exc, spec) from None
-                self._log.retry(spec, attempt, delay, None, None, type(exc).__name__)
-                await asyncio.sleep(delay)
-                continue
-            headers = self._redact.headers(response.headers.items())
-            if response.status_code >= 400:
-                delay = retry_delay(
-                    spec,
-                    attempt,
-                    self.settings.max_retries,
-                    status_code=response.status_code,
-                    headers=headers,
+                self._log.retry(spec, attempt, step.seconds, None, None, type(exc).__name__)
+            else:
+                if response.status_code < 400:
+                    return response, attempt
+                headers = self._redact.headers(response.headers.items())
+                step = plan.send(Answered(response.status_code, headers))
+                if not isinstance(step, Sleep):
+                    return response, attempt
+                await response.aclose()
+                self._log.status_retry(
+                    spec, attempt, step.seconds, response.status_code, headers.get("x-request-id")
                 )
-                if delay is not None:
-                    await response.aclose()
-                    self._log.response(
-                        spec, attempt, response.status_code, headers.get("x-request-id"), None
-                    )
-                    self._log.retry(
-                        spec,
-                        attempt,
-                        delay,
-                        response.status_code,
-                        headers.get("x-request-id"),
-                        "status",
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-            return response, attempt
+            await asyncio.sleep(step.seconds)
+            step = next(plan)
 
     async def send(self, spec: RequestSpec) -> RawResponse:
         response, attempt = await self._open(spec, stream=False)

@@ -205,6 +205,18 @@ class Logger:
             event["response_body"] = _body_for_log(content)
         self._emit(event)
 
+    def status_retry(
+        self,
+        spec: RequestSpec,
+        attempt: int,
+        delay: float,
+        status_code: int,
+        request_id: str | None,
+    ) -> None:
+        """An error status that will be retried: its response event, then the retry."""
+        self.response(spec, attempt, status_code, request_id, None)
+        self.retry(spec, attempt, delay, status_code, request_id, "status")
+
     def retry(
         self,
         spec: RequestSpec,
