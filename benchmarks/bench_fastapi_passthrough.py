@@ -11,7 +11,13 @@ serving a pre-rendered stream), so the dev server's own work hides nothing:
 3. 200 concurrent passthrough streams (a slow upstream keeps them all open
    at once): every one must end with `flow_completed` and no error; the
    passthrough process's peak resident memory above its idle level,
-   divided by 200, is reported as memory per stream.
+   divided by 200, is reported as memory per stream;
+4. the same ratio as 1, measured in this one process: the router's response
+   object (`FlowEventsResponse`: policy, framing, batching) fed from the same
+   upstream and writing to an ASGI `send` that discards, against `events()`.
+   Ratio 1 needs three busy processes (upstream, passthrough, reader), so on
+   a small shared machine it also measures the scheduler; this one is the
+   passthrough's own per-event cost (decoding excluded from neither side).
 """
 
 from __future__ import annotations
@@ -196,6 +202,40 @@ async def first_event(small_upstream: str, small_router: str) -> None:
           " (medians)")
 
 
+async def read_in_process(upstream: str) -> tuple[int, float]:
+    """(events, seconds) through `FlowEventsResponse` in this process, sent nowhere."""
+    from noukai_core import AsyncNoukai
+    from noukai_fastapi import flow_events_response
+
+    frames = 0
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await never.wait()  # the "browser" never disconnects
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal frames
+        frames += bytes(message.get("body", b"")).count(b"\n\n")
+
+    async with AsyncNoukai(api_key="nk_bench", base_url=upstream, max_retries=0) as client:
+        response = flow_events_response(client.flow(FLOW), message="go")
+        started = time.perf_counter()
+        await response({"type": "http"}, receive, send)
+        return frames, time.perf_counter() - started
+
+
+async def in_process(upstream: str) -> None:
+    await read_in_process(upstream)  # warm-up
+    ratios = []
+    for _ in range(ROUNDS):
+        count, seconds, _ = await read_direct(upstream)
+        frames, routed = await read_in_process(upstream)
+        ratios.append((frames / routed) / (count / seconds))
+    print(f"in one process (FlowEventsResponse / events()): {statistics.median(ratios):.3f}"
+          f"  (median of {ROUNDS} pairs)")
+
+
 async def concurrency(router_url: str, pid: int) -> None:
     limits = httpx.Limits(max_connections=CONCURRENT + 50)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
@@ -245,6 +285,7 @@ def main() -> int:
         asyncio.run(throughput(urls["fast"], routers["fast"][1]))
         asyncio.run(first_event(urls["small"], routers["small"][1]))
         asyncio.run(concurrency(routers["slow"][1], routers["slow"][0].pid))
+        asyncio.run(in_process(urls["fast"]))
     finally:
         for process in processes:
             process.terminate()
