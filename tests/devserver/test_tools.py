@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -157,8 +158,10 @@ def test_tool_configuration_errors(api: Api) -> None:
 
 
 def test_step_stream_pauses_for_tools_and_resumes_on_the_stream(api: Api) -> None:
+    sid = str(uuid.uuid4())
     _r, frames = api.step("tools-enabled", {"message": "Weather in Tokyo and Paris?",
-                                            "stepIndex": 0, "tools": [WEATHER_TOOL]})
+                                            "stepIndex": 0, "tools": [WEATHER_TOOL]},
+                          headers={"X-Session-Id": sid})
     pause = events(frames)[-1]
     assert pause["eventType"] == "step_paused_for_tool_calls"
     assert pause["runId"] == pause["executionId"]
@@ -178,6 +181,11 @@ def test_step_stream_pauses_for_tools_and_resumes_on_the_stream(api: Api) -> Non
             assert [_location(c) for c in pause["toolCalls"]] == [expected]
     assert types[-2:] == ["step_completed", "flow_completed"]
     assert pause["result"] == {"response": "Weather report: Tokyo: warm; Paris: warm."}
+    # The resumes carried no X-Session-Id: the run is still the session's one step run.
+    [tagged] = api.get(f"/seq/sessions/{sid}").json()["executions"]
+    assert (tagged["executionId"], tagged["triggerType"]) == (execution, "step")
+    assert tagged["status"] == "completed"
+    assert tagged["steps"][-1]["outputSnapshot"] == pause["result"]
 
 
 def test_messages_mode_uses_only_the_last_user_turn_for_places(api: Api) -> None:
