@@ -50,11 +50,17 @@ orgs:
     projects:
       app: {}
       secret: {capture: metadata_only}
+  quiet:
+    capture: metadata_only
+    projects:
+      app: {}
+      loud: {capture: full}
 keys:
   nk_acme_key: {org: acme}
   nk_acme_limited: {org: acme, rateLimit: 3}
   nk_other_key: {org: other}
   nk_thin_key: {org: thin}
+  nk_quiet_key: {org: quiet}
 """
 
 HELLO_FLOW = """
@@ -84,7 +90,8 @@ def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A custom workspace: a small balance, a rate-limited key, a second org."""
     root = tmp_path_factory.mktemp("workspace")
     (root / "noukai.yaml").write_text(WORKSPACE_CONFIG)
-    for org, project in (("acme", "app"), ("other", "secret"), ("other", "app")):
+    for org, project in (("acme", "app"), ("other", "secret"), ("other", "app"),
+                         ("quiet", "app"), ("quiet", "loud")):
         folder = root / "flows" / org / project
         folder.mkdir(parents=True)
         (folder / "hello.yaml").write_text(HELLO_FLOW)

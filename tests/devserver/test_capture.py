@@ -11,19 +11,19 @@ from noukai_devserver.pytest_plugin import DevServer
 
 SECRET_MESSAGE = ("my key is sk-abcdef1234567890 and nk_live_abcdefgh, "
                   "Authorization: Bearer abc.def.ghi, mail me at jane.doe@example.com")
-HEADERS = {"Authorization": "Bearer nk_other_key"}
 
 
-def _run(server: DevServer, project: str, slug: str, message: str,
-         trace: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _run(server: DevServer, project: str, slug: str, message: str, trace: bool = False,
+         org: str = "other") -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     sid = str(uuid.uuid4())
-    body = httpx.post(f"{server.base_url}/seq/other/{project}/{slug}/execute",
+    headers = {"Authorization": f"Bearer nk_{org}_key"}
+    body = httpx.post(f"{server.base_url}/seq/{org}/{project}/{slug}/execute",
                       json={"message": message, "trace": trace},
-                      headers={**HEADERS, "X-Session-Id": sid}).json()
+                      headers={**headers, "X-Session-Id": sid}).json()
     trace_body = httpx.get(
-        f"{server.base_url}/seq/other/{project}/{slug}/runs/{body['executionId']}/trace",
-        headers=HEADERS).json()
-    session = httpx.get(f"{server.base_url}/seq/sessions/{sid}", headers=HEADERS).json()
+        f"{server.base_url}/seq/{org}/{project}/{slug}/runs/{body['executionId']}/trace",
+        headers=headers).json()
+    session = httpx.get(f"{server.base_url}/seq/sessions/{sid}", headers=headers).json()
     return body, trace_body, session["executions"][0]
 
 
@@ -55,6 +55,16 @@ def test_metadata_only_project_keeps_no_snapshots(custom_server: DevServer) -> N
     assert execution["snapshotsAvailable"] is False
     assert execution["traceCaptureMode"] == "metadata_only"
     assert execution["steps"][0]["outputSnapshot"] is None
+
+
+def test_an_orgs_mode_applies_to_its_projects_unless_a_project_sets_its_own(
+        custom_server: DevServer) -> None:
+    _body, trace, execution = _run(custom_server, "app", "hello", "inherited", org="quiet")
+    assert execution["traceCaptureMode"] == "metadata_only"
+    assert trace["steps"][0]["outputContext"] is None
+    body, trace, execution = _run(custom_server, "loud", "hello", "own mode", org="quiet")
+    assert execution["traceCaptureMode"] == "full"
+    assert trace["steps"][0]["outputContext"] == body["result"]
 
 
 def test_off_mode_keeps_nothing_per_block(custom_server: DevServer) -> None:

@@ -87,7 +87,8 @@ def test_a_workspace_server_gives_that_workspaces_keys(
         noukai_devserver_factory: Callable[..., DevServer], workspace_dir: Path) -> None:
     server = noukai_devserver_factory(workspace=workspace_dir)
     assert server.keys == {"nk_acme_key": "acme", "nk_acme_limited": "acme",
-                           "nk_other_key": "other", "nk_thin_key": "thin"}
+                           "nk_other_key": "other", "nk_thin_key": "thin",
+                           "nk_quiet_key": "quiet"}
     assert (server.api_key, server.org, server.project) == ("nk_acme_key", "acme", "app")
     response = httpx.post(f"{server.base_url}/seq/{server.org}/{server.project}/hello/execute",
                           json={"message": "mine"},
