@@ -10,7 +10,7 @@ frameworks share one implementation. Per request an endpoint:
    cross-site HTML form posts (which cannot send `application/json`) out;
 3. runs the `authorize` hook (sync or async): `False` or `PermissionError`
    is 403, a raised `HTTPException` keeps its status (401 / 403);
-4. reads the body up to a cap sized by the policy (413 past it), and turns
+4. reads the body up to the policy's `max_body_bytes` (413 past it), and turns
    it (or the query) into `events()` arguments through the
    `BrowserInputPolicy`: a field the browser may not set is a 422;
 5. streams the allowlisted flow's events through `FlowEventsResponse`.
@@ -153,12 +153,6 @@ async def _authorize(hook: Authorize | None, request: Request) -> Response | Non
     return None
 
 
-def _max_body_bytes(inputs: BrowserInputPolicy) -> int:
-    # Room for the longest allowed message in UTF-8 (4 bytes a character at
-    # most) plus parameters: a browser cannot make the app buffer more.
-    return inputs.max_message_chars * 4 + 64 * 1024
-
-
 async def _read_capped(request: Request, limit: int) -> bytes | None:
     """The request body, or `None` as soon as it grows past `limit` bytes."""
     declared = request.headers.get("content-length", "")
@@ -196,7 +190,7 @@ def make_endpoint(
             if request.method == "GET":
                 kwargs = inputs.parse_query(dict(request.query_params))
             else:
-                body = await _read_capped(request, _max_body_bytes(inputs))
+                body = await _read_capped(request, inputs.max_body_bytes)
                 if body is None:
                     return _client_error(413, "BODY_TOO_LARGE", "The request body is too large.")
                 kwargs = inputs.parse_json(body)

@@ -60,6 +60,16 @@ class BrowserInputPolicy:
     allow_tools: bool = False
     max_message_chars: int = 20_000
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body an adapter should read before refusing it (413).
+
+        Room for the longest allowed message in UTF-8 (4 bytes a character at
+        most) plus 64 KiB for parameters and JSON punctuation, so a browser
+        cannot make the app buffer more than its policy could ever accept.
+        """
+        return self.max_message_chars * 4 + 64 * 1024
+
     def _allowed_keywords(self) -> set[str]:
         allowed = {"parameters"}
         if self.allow_message:

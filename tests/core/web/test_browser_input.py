@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from noukai_core.web import BrowserInputError, BrowserInputPolicy, is_json_media_type
@@ -87,3 +89,13 @@ def test_raw_json_body() -> None:
 )
 def test_json_media_type(content_type: str | None, expected: bool) -> None:
     assert is_json_media_type(content_type) is expected
+
+
+def test_the_body_cap_fits_the_longest_acceptable_body() -> None:
+    policy = BrowserInputPolicy(max_message_chars=100, parameters="*")
+    longest = json.dumps({"message": "\U0001f600" * 100, "parameters": {"tone": "dry"}},
+                         ensure_ascii=False).encode()
+    assert len(longest) <= policy.max_body_bytes
+    assert policy.parse(json.loads(longest))["message"] == "\U0001f600" * 100
+    # and it grows with the policy, not without bound
+    assert BrowserInputPolicy(max_message_chars=10).max_body_bytes < policy.max_body_bytes
