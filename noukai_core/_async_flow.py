@@ -9,7 +9,7 @@ from typing import Any
 
 from noukai_core import _async_driver as driver
 from noukai_core._async_driver import AsyncToolHandler
-from noukai_core._config import FlowTarget, Version
+from noukai_core._config import Version
 from noukai_core._constants import DEFAULT_MAX_TOOL_ROUNDS
 from noukai_core._flow_base import FlowBase
 from noukai_core._jobs import AsyncJob
@@ -26,18 +26,8 @@ from noukai_core._scope import concurrent_call_guard
 from noukai_core._transport._async import AsyncTransport
 
 
-class AsyncFlow(FlowBase):
+class AsyncFlow(FlowBase[AsyncTransport]):
     """One flow of `AsyncNoukai`; tool handlers may be sync or async."""
-
-    def __init__(
-        self,
-        transport: AsyncTransport,
-        target: FlowTarget,
-        *,
-        default_session_id: str | None = None,
-    ) -> None:
-        super().__init__(target, default_session_id=default_session_id)
-        self._transport = transport
 
     async def execute(
         self,
@@ -129,6 +119,7 @@ class AsyncFlow(FlowBase):
             run_remaining=run_remaining,
             trace=trace,
             version=version,
+            timeout=timeout,
             session_id=session_id,
         )
         return driver.stream_events(

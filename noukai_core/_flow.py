@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from noukai_core import _sync_driver as driver
-from noukai_core._config import FlowTarget, Version
+from noukai_core._config import Version
 from noukai_core._constants import DEFAULT_MAX_TOOL_ROUNDS
 from noukai_core._flow_base import FlowBase
 from noukai_core._jobs import Job
@@ -26,14 +26,8 @@ from noukai_core._sync_driver import SyncToolHandler
 from noukai_core._transport._sync import SyncTransport
 
 
-class Flow(FlowBase):
+class Flow(FlowBase[SyncTransport]):
     """One flow of `Noukai`; obtained with `client.flow(...)`, cheap to create."""
-
-    def __init__(
-        self, transport: SyncTransport, target: FlowTarget, *, default_session_id: str | None = None
-    ) -> None:
-        super().__init__(target, default_session_id=default_session_id)
-        self._transport = transport
 
     def execute(
         self,
@@ -121,6 +115,7 @@ class Flow(FlowBase):
             run_remaining=run_remaining,
             trace=trace,
             version=version,
+            timeout=timeout,
             session_id=session_id,
         )
         return driver.stream_events(

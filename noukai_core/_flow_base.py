@@ -8,9 +8,15 @@ raised at call time, never after a run was started.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from noukai_core._config import FlowTarget, Version, validate_segment, version_segment
+from noukai_core._config import (
+    FlowTarget,
+    Version,
+    check_call_timeout,
+    validate_segment,
+    version_segment,
+)
 from noukai_core._protocol._cursor import StepStream
 from noukai_core._protocol._execute import ExecuteCall
 from noukai_core._protocol._polling import JobPoller, LiveTraceState
@@ -29,10 +35,18 @@ def _check_rounds(max_tool_rounds: int) -> int:
     return max_tool_rounds
 
 
-class FlowBase:
+# The transport a proxy sends through: `SyncTransport` for the sync classes,
+# `AsyncTransport` for their twins. Unbounded so this module needs neither.
+TransportT = TypeVar("TransportT")
+
+
+class FlowBase(Generic[TransportT]):
     """A flow address plus the client's defaults; no I/O."""
 
-    def __init__(self, target: FlowTarget, *, default_session_id: str | None) -> None:
+    def __init__(
+        self, transport: TransportT, target: FlowTarget, *, default_session_id: str | None = None
+    ) -> None:
+        self._transport = transport
         self._target = target
         self._default_session_id = default_session_id
 
@@ -108,8 +122,15 @@ class FlowBase:
         run_remaining: bool,
         trace: bool,
         version: Version,
+        timeout: float | None,
         session_id: str | None,
     ) -> tuple[str, StepStream, SessionPlan]:
+        """The pieces of one `events()` / `steps()` call, every argument checked.
+
+        Called when the method is called, not when it is first iterated: a
+        bad `timeout=` or version fails where the caller wrote it.
+        """
+        check_call_timeout(timeout)
         options = run_options(
             message=message,
             parameters=parameters,
@@ -130,10 +151,11 @@ class FlowBase:
         return version_path, stream, plan_session(session_id, self._default_session_id)
 
 
-class RunBase:
+class RunBase(Generic[TransportT]):
     """A past execution of a flow; methods are lazy (no request at construction)."""
 
-    def __init__(self, target: FlowTarget, execution_id: str) -> None:
+    def __init__(self, transport: TransportT, target: FlowTarget, execution_id: str) -> None:
+        self._transport = transport
         self._target = target
         self.execution_id = validate_segment("execution id", execution_id)
 
@@ -162,21 +184,25 @@ class RunBase:
         path = f"{self._target.base_path}/runs/{self.execution_id}/steps/{step_id}/trace"
         return get_spec(path, timeout=timeout, params=params), attempt == "all"
 
-    def _live_state(self) -> LiveTraceState:
+    def _live_state(self, timeout: float | None) -> LiveTraceState:
+        """The state of one `live_trace()`; checks `timeout=` at call time, not on iteration."""
+        check_call_timeout(timeout)
         return LiveTraceState(self._target, self.execution_id)
 
 
-class JobBase:
+class JobBase(Generic[TransportT]):
     """A submitted queue job; `execution_id` is known at once."""
 
     def __init__(
         self,
+        transport: TransportT,
         target: FlowTarget,
         execution_id: str,
         *,
         session_id: str | None = None,
         submitted_at: float | None = None,
     ) -> None:
+        self._transport = transport
         self._target = target
         self.execution_id = validate_segment("execution id", execution_id)
         self.session_id = session_id

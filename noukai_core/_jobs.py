@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from noukai_core._config import FlowTarget
 from noukai_core._errors import APITimeoutError
 from noukai_core._flow_base import JobBase
 from noukai_core._models._jobs import JobStatus
@@ -13,24 +12,12 @@ from noukai_core._transport._async import AsyncTransport
 from noukai_core._transport._sync import SyncTransport
 
 
-class Job(JobBase):
+class Job(JobBase[SyncTransport]):
     """A job submitted by `Flow.execute_async()`; its `execution_id` is known at once.
 
     Polls are unversioned GETs (contract §9.2), retried like any GET; a 404
     within 5 s of the submission counts as `pending` (the queue race).
     """
-
-    def __init__(
-        self,
-        transport: SyncTransport,
-        target: FlowTarget,
-        execution_id: str,
-        *,
-        session_id: str | None = None,
-        submitted_at: float | None = None,
-    ) -> None:
-        super().__init__(target, execution_id, session_id=session_id, submitted_at=submitted_at)
-        self._transport = transport
 
     def poll(self, *, timeout: float | None = None) -> JobStatus:
         """One look at the job's status."""
@@ -53,20 +40,8 @@ class Job(JobBase):
             time.sleep(self._poller.sleep_before_next(deadline, poll_interval, status))
 
 
-class AsyncJob(JobBase):
+class AsyncJob(JobBase[AsyncTransport]):
     """The asyncio twin of `Job` (from `AsyncFlow.execute_async()`)."""
-
-    def __init__(
-        self,
-        transport: AsyncTransport,
-        target: FlowTarget,
-        execution_id: str,
-        *,
-        session_id: str | None = None,
-        submitted_at: float | None = None,
-    ) -> None:
-        super().__init__(target, execution_id, session_id=session_id, submitted_at=submitted_at)
-        self._transport = transport
 
     async def poll(self, *, timeout: float | None = None) -> JobStatus:
         """One look at the job's status."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 from noukai_core import _async_driver, _sync_driver
-from noukai_core._config import FlowTarget
 from noukai_core._flow_base import RunBase
 from noukai_core._models._events import StreamEvent
 from noukai_core._models._traces import StepAttempts, StepTrace, Trace
@@ -14,12 +13,8 @@ from noukai_core._transport._async import AsyncTransport
 from noukai_core._transport._sync import SyncTransport
 
 
-class Run(RunBase):
+class Run(RunBase[SyncTransport]):
     """A past (or running) execution of a flow, by id; no request until a method is called."""
-
-    def __init__(self, transport: SyncTransport, target: FlowTarget, execution_id: str) -> None:
-        super().__init__(target, execution_id)
-        self._transport = transport
 
     def trace(self, *, timeout: float | None = None) -> Trace:
         """The whole run: its summary and the latest attempt of each step."""
@@ -40,15 +35,11 @@ class Run(RunBase):
 
     def live_trace(self, *, timeout: float | None = None) -> Iterator[StreamEvent]:
         """Recorded events, then live ones until the run ends; resumes after a drop."""
-        return _sync_driver.live_trace(self._transport, self._live_state(), timeout)
+        return _sync_driver.live_trace(self._transport, self._live_state(timeout), timeout)
 
 
-class AsyncRun(RunBase):
+class AsyncRun(RunBase[AsyncTransport]):
     """The asyncio twin of `Run`; `live_trace()` is an async iterator."""
-
-    def __init__(self, transport: AsyncTransport, target: FlowTarget, execution_id: str) -> None:
-        super().__init__(target, execution_id)
-        self._transport = transport
 
     async def trace(self, *, timeout: float | None = None) -> Trace:
         """The whole run: its summary and the latest attempt of each step."""
@@ -69,4 +60,4 @@ class AsyncRun(RunBase):
 
     def live_trace(self, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
         """Recorded events, then live ones until the run ends; resumes after a drop."""
-        return _async_driver.live_trace(self._transport, self._live_state(), timeout)
+        return _async_driver.live_trace(self._transport, self._live_state(timeout), timeout)

@@ -218,3 +218,23 @@ def test_max_connections_must_be_a_positive_int_or_none(bad: object) -> None:
     with pytest.raises(ValueError, match="max_connections"):
         nk.Noukai(api_key=KEY, max_connections=bad)  # type: ignore[arg-type]
     assert nk.AsyncNoukai(api_key=KEY, max_connections=None).base_url
+
+
+@pytest.mark.parametrize("bad", [0, -1, "10"])
+async def test_a_bad_stream_timeout_fails_at_call_time_not_on_iteration(bad: object) -> None:
+    """No iteration here: the error must come from the call itself (both clients)."""
+    url = "http://127.0.0.1:9/api/v1"
+    with nk.Noukai(api_key=KEY, base_url=url) as client:
+        flow = client.flow("a/b/c")
+        for method in (flow.events, flow.steps):
+            with pytest.raises(ValueError, match="timeout"):
+                method(message="x", timeout=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout"):
+            flow.run("E").live_trace(timeout=bad)  # type: ignore[arg-type]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=url) as aclient:
+        aflow = aclient.flow("a/b/c")
+        for amethod in (aflow.events, aflow.steps):
+            with pytest.raises(ValueError, match="timeout"):
+                amethod(message="x", timeout=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout"):
+            aflow.run("E").live_trace(timeout=bad)  # type: ignore[arg-type]
