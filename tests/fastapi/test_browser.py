@@ -6,6 +6,8 @@ if it is missing these tests fail (they never skip).
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +79,40 @@ def test_steps_render_live_then_the_final_result(page: Page, example_url: str) -
     assert page.locator("#result pre").inner_text().strip() != ""
     assert "ms" in page.locator('li.step[data-step-id="third"] .timing').inner_text()
     expect(page.locator("#error")).to_be_hidden()
+
+
+def test_partial_output_is_rendered_before_the_step_completes(
+    page: Page, example_url: str
+) -> None:
+    page.goto(example_url + "/")
+    # Record every text the step's output box shows, in order (a mutation
+    # record keeps the text node it added even after later ones replace it).
+    page.evaluate(
+        """() => {
+            window.outputTexts = [];
+            new MutationObserver((records) => {
+                for (const record of records) {
+                    if (!record.target.classList || !record.target.classList.contains("output")) {
+                        continue;
+                    }
+                    for (const node of record.addedNodes) window.outputTexts.push(node.textContent);
+                }
+            }).observe(document.getElementById("timeline"), { childList: true, subtree: true });
+        }"""
+    )
+    page.select_option("#flow", "stream-story")
+    page.fill("#message", "a lighthouse keeper")
+    page.click("#run")
+    expect(page.locator("#result")).to_be_visible(timeout=20_000)
+    texts = [json.loads(text)["response"] for text in page.evaluate("window.outputTexts")]
+    final = json.loads(page.locator('li.step[data-step-id="story"] .output').inner_text())
+    assert texts[-1] == final["response"]
+    partials = texts[:-1]
+    # several partial outputs, each growing the one before, all before the final one
+    assert len(partials) >= 2
+    for shorter, longer in itertools.pairwise(partials):
+        assert longer.startswith(shorter) and len(longer) > len(shorter)
+    assert final["response"].startswith(partials[-1])
 
 
 def test_abort_through_the_js_module_cancels_the_run(
