@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import Request
 
@@ -193,3 +193,25 @@ async def test_websocket_and_lifespan_scopes_pass_through_untouched() -> None:
     # lifespan messages go out unchanged (the middleware only watches for the
     # shutdown, to close a replay client it built itself)
     assert sent == [{"type": "inner-was-here"}] * 2
+
+
+def test_one_session_header_even_when_the_app_or_a_second_layer_sets_one(
+    serve_app: Any, canned_upstream: Any
+) -> None:
+    canned_upstream.reply = canned_upstream.Reply(json=EXECUTE_RESULT)
+    client = make_client(canned_upstream)
+    app = FastAPI()
+    app.add_middleware(NoukaiTraceMiddleware, client=client)
+    app.add_middleware(NoukaiTraceMiddleware, client=client)  # e.g. a sub-app's own copy
+
+    @app.get("/spoofed")
+    async def spoofed() -> JSONResponse:
+        await client.flow("hello-world").execute(message="spoofed")
+        return JSONResponse({}, headers={"X-Noukai-Session": "set-by-the-app"})
+
+    with serve_app(app) as base:
+        response = httpx.get(f"{base}/spoofed")
+    sessions = response.headers.get_list("x-noukai-session")
+    assert len(sessions) == 1
+    # the inner layer joined the outer one's scope: the header names the real session
+    assert upstream_sessions(canned_upstream) == {"spoofed": sessions[0]}
