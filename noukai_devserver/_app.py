@@ -96,17 +96,28 @@ class ServerState:
         return self.options.session_retention or self.workspace.session_retention_seconds
 
     def begin_shutdown(self) -> None:
-        """Ask every open stream to send its final frame and end (idempotent)."""
+        """Ask every open stream to send its final frame and end (idempotent).
+
+        Every executing run is cancelled now (its `/step` stream, its
+        `/execute`, its job), and a cancelled run logs `step_error` and
+        `flow_completed`, so live traces of those runs end on that final frame
+        like any finished run. Live traces of idle runs (waiting between
+        `/step` calls) end at once with a comment; any stream still open after
+        `SHUTDOWN_GRACE` is closed the same way.
+        """
         if self.shutting_down:
             return
         self.shutting_down = True
         self.shutdown_event.set()
         for queue in list(self.streams):
             queue.put_nowait(SHUTDOWN)
-        self.broker.close_all()
+        self.jobs.cancel()
+        self.broker.close_all(keep=self.runs.executing)
+        asyncio.get_running_loop().call_later(SHUTDOWN_GRACE, self.broker.close_all)
 
 
 SHUTDOWN = object()
+SHUTDOWN_GRACE = 1.0  # seconds; well inside uvicorn's graceful-shutdown timeout (3 s)
 
 
 def get_state(request: Request) -> ServerState:

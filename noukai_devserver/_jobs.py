@@ -57,16 +57,21 @@ class JobQueue:
             finally:
                 self._current.pop(worker, None)
 
-    async def stop(self) -> None:
+    def cancel(self) -> None:
+        """Shutdown begins: cancel executing jobs and end queued ones (idempotent)."""
         for task in self._tasks:
             task.cancel(msg="the dev server shut down while the job was running")
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         while not self._queue.empty():
             run, _ = self._queue.get_nowait()
             self.driver.cancel(run, 0, "SERVER_SHUTTING_DOWN",
                                "the dev server shut down before the job started")
+
+    async def stop(self) -> None:
+        """Cancel (if not yet) and wait until every worker has recorded its run."""
+        self.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._tasks = []
 
 

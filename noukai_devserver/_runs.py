@@ -17,6 +17,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -172,9 +173,12 @@ class Broker:
         for queue in self._subs.get(run_id, ()):
             queue.put_nowait((seq, payload))
 
-    def close_all(self) -> None:
-        """Shutdown: tell every subscriber to finish its stream."""
-        for subs in self._subs.values():
+    def close_all(self, keep: Callable[[str], bool] | None = None) -> None:
+        """Shutdown: tell every subscriber to finish its stream, except those of
+        runs `keep` names (they end on their run's own final frame)."""
+        for run_id, subs in self._subs.items():
+            if keep is not None and keep(run_id):
+                continue
             for queue in subs:
                 queue.put_nowait(None)
 
@@ -197,6 +201,12 @@ class Runs:
         self.store.submit(db.update_run, run.id, run.changes())
         if run.status in ("completed", "failed", "cancelled"):
             self._active.pop(run.id, None)
+
+    def executing(self, run_id: str) -> bool:
+        """Whether a request or a job worker is driving the run right now (or will:
+        a queued job), so that something will end it and log its final frame."""
+        run = self._active.get(run_id)
+        return run is not None and run.state in ("active", "queued")
 
     async def flush(self) -> None:
         """Wait until every queued write is durable."""
