@@ -9,7 +9,9 @@ final `step_error` frame (code `SERVER_SHUTTING_DOWN`) and ends.
 
 E8: subscribe first, then replay the stored log after `Last-Event-ID`, then
 tail live events, de-duplicated by sequence number. Ends after the run's
-final frame, on a tool pause, on shutdown, or after the idle limit.
+final frame, on a tool pause, or after the idle limit. On shutdown, a run
+that is executing is cancelled and so still ends on its final frame; the
+stream of an idle run ends with a comment (see `ServerState.begin_shutdown`).
 """
 
 from __future__ import annotations
