@@ -74,10 +74,9 @@ async def stream_events(
             spec = step_spec(
                 target, version_path, step_body, session_id=plan.session_id, timeout=timeout
             )
-            request_id: str | None = None
             try:
                 async with transport.stream(spec) as body:
-                    request_id = body.request_id
+                    stream.opened(body.request_id)
                     async for chunk in body.chunks:
                         events = stream.iter_feed(chunk)
                         if handler is None:
@@ -93,7 +92,7 @@ async def stream_events(
             except APIConnectionError as exc:
                 exc.execution_id = exc.execution_id or stream.execution_id
                 raise
-            stream.stream_ended(request_id)
+            stream.stream_ended()
 
 
 async def stream_steps(

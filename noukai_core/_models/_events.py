@@ -76,6 +76,9 @@ class StepFailed(_Event):
     name: str | None = None
     error: dict[str, Any] | None = None
     step_index: int | None = None
+    # The X-Request-ID of the HTTP stream that carried this frame, stamped by
+    # the step stream, so the error `steps()` raises for it can name it.
+    _request_id: str | None = PrivateAttr(default=None)
 
     @property
     def code(self) -> str | None:

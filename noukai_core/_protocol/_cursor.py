@@ -152,6 +152,7 @@ class StepStream:
         self._decoder = SSEDecoder()
         self._signal = Signal.CONTINUE
         self._resumed = False
+        self.request_id: str | None = None  # of the HTTP stream being read
 
     @property
     def execution_id(self) -> str | None:
@@ -166,7 +167,12 @@ class StepStream:
         self._signal = Signal.CONTINUE
         self._resumed = False
         self._decoder = SSEDecoder()
+        self.request_id = None
         return self.cursor.body()
+
+    def opened(self, request_id: str | None) -> None:
+        """The driver opened the HTTP stream for the last `next_body()`; its request id."""
+        self.request_id = request_id
 
     @property
     def stream_done(self) -> bool:
@@ -201,6 +207,8 @@ class StepStream:
                 self._signal = signal
                 if signal is Signal.TOOLS:
                     self._attach_resumer(event)
+                elif signal is Signal.FAILED:
+                    self._stamp_failure(event)
                 yield event
                 return
             yield event
@@ -211,19 +219,26 @@ class StepStream:
             self._rounds.check(self.execution_id)
         event._resumer = self.resume
 
+    def _stamp_failure(self, event: StreamEvent) -> None:
+        """Give a `step_error` what its error needs: the run and the stream's request id."""
+        assert isinstance(event, StepFailed)
+        event._request_id = self.request_id
+        if event.execution_id is None:
+            event.execution_id = self.execution_id
+
     def resume(self, tool_results: list[dict[str, Any]]) -> None:
         self.cursor.resume(tool_results)
         self._rounds.count()
         self._resumed = True
 
-    def stream_ended(self, request_id: str | None = None) -> None:
+    def stream_ended(self) -> None:
         """The HTTP stream closed; without a terminal frame that is a lost run."""
         if not self.stream_done:
             raise APIConnectionError(
                 "the event stream ended before a terminal frame; the run was not re-sent",
                 code="STREAM_INCOMPLETE",
                 execution_id=self.execution_id,
-                request_id=request_id,
+                request_id=self.request_id,
             )
 
 
@@ -237,7 +252,10 @@ def completed_step(event: StreamEvent, *, has_tool_handler: bool) -> StepComplet
         return event
     if isinstance(event, StepFailed):
         raise FlowExecutionError(
-            event.message, code=event.code or "STEP_FAILED", execution_id=event.execution_id
+            event.message,
+            code=event.code or "STEP_FAILED",
+            execution_id=event.execution_id,
+            request_id=event._request_id,
         )
     if isinstance(event, ToolCallsRequired) and not has_tool_handler:
         # `steps()` never shows this event, so nobody could resume it: ending

@@ -117,6 +117,46 @@ def test_failed_block_makes_steps_raise(client: nk.Noukai) -> None:
     assert seen == ["prepare"] and info.value.execution_id and info.value.code
 
 
+def step_stream_request_ids(log: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["request_id"] for e in log if e["phase"] == "response" and e["path"].endswith("/step")
+    ]
+
+
+def test_a_failed_step_error_names_its_stream_request_and_run(noukai_devserver: Any) -> None:
+    log: list[dict[str, Any]] = []
+    with nk.Noukai(
+        api_key=noukai_devserver.api_key,
+        base_url=noukai_devserver.base_url,
+        log_handler=log.append,
+    ) as c:
+        flow = c.flow(f"{noukai_devserver.org}/{noukai_devserver.project}/always-fails")
+        with pytest.raises(nk.FlowExecutionError) as info:
+            list(flow.steps(message="x"))  # one /step stream per step: the last one failed
+    ids = step_stream_request_ids(log)
+    assert len(ids) >= 2 and len(set(ids)) == len(ids)
+    assert info.value.request_id == ids[-1] and info.value.request_id.startswith("req_")
+    assert info.value.execution_id and info.value.execution_id in str(info.value)
+
+
+async def test_a_failed_step_error_names_its_stream_request_and_run_async(
+    noukai_devserver: Any,
+) -> None:
+    log: list[dict[str, Any]] = []
+    async with nk.AsyncNoukai(
+        api_key=noukai_devserver.api_key,
+        base_url=noukai_devserver.base_url,
+        log_handler=log.append,
+    ) as c:
+        flow = c.flow(f"{noukai_devserver.org}/{noukai_devserver.project}/always-fails")
+        with pytest.raises(nk.FlowExecutionError) as info:
+            async for _ in flow.steps(message="x", run_remaining=True):
+                pass
+    (request_id,) = step_stream_request_ids(log)
+    assert info.value.request_id == request_id and request_id.startswith("req_")
+    assert info.value.execution_id
+
+
 def test_tool_handler_sync(client: nk.Noukai) -> None:
     result = client.flow("tools-enabled").execute(
         message="What is the weather in Tokyo?", tools=[WEATHER_TOOL], tool_handler=weather
@@ -168,7 +208,8 @@ def test_versions_draft_and_missing(client: nk.Noukai) -> None:
 
 
 def test_jobs_sync(client: nk.Noukai) -> None:
-    job = client.flow("hello-world").execute_async(message="queued")
+    # slow-steps sleeps in each step (0.3 s under the fixture): it cannot finish in 0.01 s.
+    job = client.flow("slow-steps").execute_async(message="queued")
     with pytest.raises(nk.APITimeoutError):
         job.wait(timeout=0.01, poll_interval=0.005)
     status = job.wait(timeout=30, poll_interval=0.05)
