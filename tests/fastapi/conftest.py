@@ -4,7 +4,10 @@
   (its own thread and event loop, as in production) and yields its base URL;
 - `canned_upstream`: a real HTTP server speaking the Noukai API badly or
   well on demand (fixed SSE streams, error statuses, stalls, a dropped
-  connection), for the conditions the dev server cannot produce.
+  connection), for the conditions the dev server cannot produce;
+- `serve_passthrough(**router_options)`: a FastAPI app with the passthrough
+  router at `/noukai` in front of `canned_upstream`, served by uvicorn;
+- `sse_frames(raw)`: the (event type, data, id) frames of raw SSE bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
+
+from noukai_fastapi import flow_stream_router, noukai_lifespan
 
 
 def sse_frame(event_type: str, data: dict[str, Any]) -> bytes:
@@ -146,9 +152,11 @@ class CannedUpstream:
                             return
                         if count in reply.holds:
                             reply.holds[count].wait(reply.hold_limit)
+                        # counted before the write, so a reader that sees
+                        # frame n never reads a count below n
+                        reply.frames_sent = count + 1
                         self.wfile.write(frame)
                         self.wfile.flush()
-                        reply.frames_sent = count + 1
                         if reply.frame_delay:
                             time.sleep(reply.frame_delay)
                 except OSError:
@@ -221,3 +229,45 @@ def canned_upstream() -> Iterator[CannedUpstream]:
         yield upstream
     finally:
         upstream.stop()
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, Any, str | None]]:
+    """(event type, data, id) per frame; comment frames are skipped."""
+    frames = []
+    for block in raw.decode().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+        if "data" in fields:
+            frames.append((fields.get("event", "message"), json.loads(fields["data"]),
+                           fields.get("id")))
+    return frames
+
+
+@pytest.fixture
+def sse_frames() -> Callable[[bytes], list[tuple[str, Any, str | None]]]:
+    return parse_sse
+
+
+@contextmanager
+def _passthrough(upstream: CannedUpstream, **router_options: Any) -> Iterator[str]:
+    flows = router_options.pop("flows", ["hello-world"])
+    app = FastAPI(lifespan=noukai_lifespan(
+        api_key="nk_test_key", base_url=upstream.base_url, org="acme", project="demo",
+        max_retries=0,
+    ))
+    app.include_router(flow_stream_router(flows, **router_options), prefix="/noukai")
+    with _serve(app) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def serve_passthrough(canned_upstream: CannedUpstream) -> Callable[..., Any]:
+    """`with serve_passthrough(**router_options) as base_url:` (routes under `/noukai`)."""
+
+    def serve(**router_options: Any) -> Any:
+        return _passthrough(canned_upstream, **router_options)
+
+    return serve
