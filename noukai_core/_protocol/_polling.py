@@ -14,7 +14,7 @@ ended the stream on purpose (an idle step-through run), so iteration ends.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from noukai_core._config import FlowTarget
 from noukai_core._errors import APITimeoutError
@@ -122,11 +122,17 @@ class LiveTraceState:
         self._skip = 0 if self.last_event_id else self._frames
         self.progressed = False
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
+    def feed(self, chunk: bytes) -> Iterator[StreamEvent]:
+        """The new events of a chunk, typed one at a time as the caller asks.
+
+        Lazy like `StepStream.iter_feed`: a consumer that drops each event
+        holds one, not a chunk's worth, so memory and the garbage collector's
+        work stay flat on a long live trace. Consume it fully before feeding
+        the next chunk: the dedup state advances as events are pulled.
+        """
         for frame in self._decoder.feed(chunk):
             if self.finished:
-                break
+                return
             if frame.id is not None:
                 if frame.id in self._seen_ids:
                     continue
@@ -143,8 +149,7 @@ class LiveTraceState:
                 continue
             if isinstance(event, FlowCompleted):
                 self.finished = True
-            events.append(event)
-        return events
+            yield event
 
     def may_reconnect(self) -> bool:
         """After a dropped connection: try again unless the run ended or we keep failing."""

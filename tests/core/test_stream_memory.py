@@ -1,4 +1,4 @@
-"""`events()` holds one event at a time, however many frames one network read brings.
+"""`events()` and `live_trace()` hold one event at a time, however big a network read.
 
 A server's writes often arrive as one chunk of hundreds of frames. The
 drivers type each frame only when the caller asks for the next event, so a
@@ -64,6 +64,34 @@ async def test_async_events_hold_one_event_at_a_time(scripted_server: Any, frame
     before = baseline()
     async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as client:
         async for event in client.flow("o/p/f").events(message="hi"):
+            if isinstance(event, nk.StepOutput):
+                seen += 1
+                if seen % 50 == 1:
+                    peak = max(peak, live_step_outputs() - before)
+    assert seen == FRAMES
+    assert peak <= 2, f"{peak} StepOutput events alive at once"
+
+
+def test_sync_live_trace_holds_one_event_at_a_time(scripted_server: Any, frame: Any) -> None:
+    scripted_server.responders = [one_write(frame)]
+    peak = seen = 0
+    before = baseline()
+    with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url) as client:
+        for event in client.flow("o/p/f").run("E").live_trace():
+            if isinstance(event, nk.StepOutput):
+                seen += 1
+                if seen % 50 == 1:
+                    peak = max(peak, live_step_outputs() - before)
+    assert seen == FRAMES
+    assert peak <= 2, f"{peak} StepOutput events alive at once"
+
+
+async def test_async_live_trace_holds_one_event_at_a_time(scripted_server: Any, frame: Any) -> None:
+    scripted_server.responders = [one_write(frame)]
+    peak = seen = 0
+    before = baseline()
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as client:
+        async for event in client.flow("o/p/f").run("E").live_trace():
             if isinstance(event, nk.StepOutput):
                 seen += 1
                 if seen % 50 == 1:
