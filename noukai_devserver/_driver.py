@@ -44,6 +44,9 @@ def _summary(run: RunState) -> dict[str, Any]:
 
 
 class Driver:
+    """Owns every run's lifecycle state (see the module docstring); the engine
+    below it only runs blocks and reports what happened as events."""
+
     def __init__(self, runs: Runs, engine: Engine) -> None:
         self.runs = runs
         self.engine = engine

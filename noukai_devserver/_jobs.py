@@ -25,6 +25,8 @@ log = logging.getLogger("noukai_devserver")
 
 
 class JobQueue:
+    """FIFO of submitted jobs, drained by `workers` tasks (see the module invariants)."""
+
     def __init__(self, driver: Driver, runs: Runs, workers: int) -> None:
         self.driver = driver
         self.runs = runs
