@@ -33,7 +33,8 @@ from ._runs import Balances, Runs, RunState, utc_now
 
 class Engine:
     """Runs blocks; never changes a run's lifecycle state (that is `Driver`'s job),
-    only its outputs' bookkeeping: attempt counters, tokens, cost, the event log."""
+    only its bookkeeping: attempt counters, tool-pause details, tokens, cost and
+    the event log."""
 
     def __init__(self, runs: Runs, balances: Balances, options: EngineOptions) -> None:
         self.runs = runs
