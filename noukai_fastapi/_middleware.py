@@ -123,7 +123,6 @@ class NoukaiTraceMiddleware:
 
             await self.app(scope, receive, send_with_session)
 
-
     def _closing_at_shutdown(self, send: Send) -> Send:
         """`send` for the lifespan scope: close our own client before shutdown completes.
 
