@@ -80,7 +80,9 @@ class NoukaiTraceMiddleware:
     `client`: the client that fetches a replayed session. Optional: capture
     needs none, and for replay the middleware falls back to the client of
     `noukai_lifespan`, then to an `AsyncNoukai()` built from the environment
-    on first use, which the middleware closes at the app's shutdown.
+    on first use, which the middleware closes at the app's shutdown (when
+    the server runs the lifespan protocol, as uvicorn and hypercorn do by
+    default; with it turned off nothing tells the app it is shutting down).
     """
 
     def __init__(self, app: ASGIApp, *, client: AsyncNoukai | None = None) -> None:
