@@ -8,96 +8,63 @@ from contextlib import contextmanager
 
 import httpx
 
-from noukai_core._errors import error_from_response
-from noukai_core._protocol._retry import Answered, Attempt, Sleep, retry_plan
+from noukai_core._protocol._retry import retry_plan
 from noukai_core._protocol._wire import RawResponse, RequestSpec
+from noukai_core._transport._base import TransportBase
 from noukai_core._transport._common import (
-    Logger,
-    RequestBuilder,
     StreamBody,
     TransportSettings,
-    classify,
     connection_error,
     limits,
     stream_error,
 )
-from noukai_core._transport._redact import Redactor
 
 
-class SyncTransport:
+class SyncTransport(TransportBase[httpx.Client]):
     """Safe to share across threads: `httpx.Client` is, and nothing here mutates."""
 
     def __init__(
         self, settings: TransportSettings, http_client: httpx.Client | None = None
     ) -> None:
-        self.settings = settings
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.Client(
-            limits=limits(settings), timeout=settings.timeout
-        )
-        self._log = Logger(settings)
-        self._builder = RequestBuilder(settings, self._client.headers)
-        # Everything built from a response passes through it: no echoed key gets out.
-        self._redact = Redactor(settings.api_key)
+        client = http_client or httpx.Client(limits=limits(settings), timeout=settings.timeout)
+        super().__init__(settings, client, owns_client=http_client is None)
 
     def _open(self, spec: RequestSpec, *, stream: bool) -> tuple[httpx.Response, int]:
         """Send as `retry_plan` says; returns the accepted response (maybe an error status)."""
         plan = retry_plan(spec, self.settings.max_retries)
-        step = next(plan)
+        attempt = self._attempt(spec, next(plan))
         while True:
-            assert isinstance(step, Attempt)
-            attempt = step.number
-            self._log.request(spec, attempt)
             try:
                 response = self._client.send(self._builder.build(spec), stream=stream)
             except httpx.TransportError as exc:
-                step = plan.send(classify(exc))
-                if not isinstance(step, Sleep):
-                    raise connection_error(exc, spec) from None
-                self._log.retry(spec, attempt, step.seconds, None, None, type(exc).__name__)
+                delay = self._retry_after_failure(plan, spec, attempt, exc)
             else:
                 if response.status_code < 400:
                     return response, attempt
-                headers = self._redact.headers(response.headers.items())
-                step = plan.send(Answered(response.status_code, headers))
-                if not isinstance(step, Sleep):
+                retry_in = self._retry_after_status(plan, spec, attempt, response)
+                if retry_in is None:
                     return response, attempt
                 response.close()
-                self._log.status_retry(
-                    spec, attempt, step.seconds, response.status_code, headers.get("x-request-id")
-                )
-            time.sleep(step.seconds)
-            step = next(plan)
+                delay = retry_in
+            time.sleep(delay)
+            attempt = self._attempt(spec, next(plan))
 
     def send(self, spec: RequestSpec) -> RawResponse:
         response, attempt = self._open(spec, stream=False)
-        raw = RawResponse(
-            response.status_code,
-            self._redact.headers(response.headers.items()),
-            self._redact.content(response.content),
-        )
-        self._log.response(spec, attempt, raw.status_code, raw.request_id, raw.content)
-        return raw
+        return self._raw(spec, attempt, response, response.content)
 
     @contextmanager
     def stream(self, spec: RequestSpec) -> Iterator[StreamBody[Iterator[bytes]]]:
         """Open a streamed response; yields its byte chunks; always closes it."""
         response, attempt = self._open(spec, stream=True)
         try:
-            headers = self._redact.headers(response.headers.items())
             if response.status_code >= 400:
                 try:
-                    content = self._redact.content(response.read())
+                    content = response.read()
                 except httpx.TransportError as exc:
                     raise connection_error(exc, spec) from None
-                self._log.response(
-                    spec, attempt, response.status_code, headers.get("x-request-id"), content
-                )
-                raise error_from_response(response.status_code, headers, content)
-            self._log.response(
-                spec, attempt, response.status_code, headers.get("x-request-id"), None
-            )
-            request_id = headers.get("x-request-id") or None
+                raise self._stream_refused(spec, attempt, response, content)
+            request_id = self._stream_opened(spec, attempt, response)
             yield StreamBody(self._chunks(response, spec, request_id), request_id)
         finally:
             response.close()
