@@ -17,6 +17,7 @@ from noukai_core._config import (
     validate_segment,
     version_segment,
 )
+from noukai_core._models._traces import StepAttempts, StepTrace
 from noukai_core._protocol._cursor import StepStream
 from noukai_core._protocol._execute import ExecuteCall
 from noukai_core._protocol._polling import JobPoller, LiveTraceState
@@ -167,8 +168,8 @@ class RunBase(Generic[TransportT]):
 
     def _step_trace_spec(
         self, step_id: str, attempt: str | int, loop_index: int | None, timeout: float | None
-    ) -> tuple[RequestSpec, bool]:
-        """The E7 request, and whether the answer is `StepAttempts` (attempt="all")."""
+    ) -> tuple[RequestSpec, type[StepTrace] | type[StepAttempts]]:
+        """The E7 request, and the model of its answer (`StepAttempts` for attempt="all")."""
         validate_segment("step id", step_id)
         params: dict[str, str] = {}
         if attempt == "all":
@@ -182,7 +183,8 @@ class RunBase(Generic[TransportT]):
                 raise ValueError(f"loop_index must be an int >= 0, not {loop_index!r}")
             params["loop_index"] = str(loop_index)
         path = f"{self._target.base_path}/runs/{self.execution_id}/steps/{step_id}/trace"
-        return get_spec(path, timeout=timeout, params=params), attempt == "all"
+        model = StepAttempts if attempt == "all" else StepTrace
+        return get_spec(path, timeout=timeout, params=params), model
 
     def _live_state(self, timeout: float | None) -> LiveTraceState:
         """The state of one `live_trace()`; checks `timeout=` at call time, not on iteration."""

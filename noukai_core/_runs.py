@@ -29,9 +29,8 @@ class Run(RunBase[SyncTransport]):
         timeout: float | None = None,
     ) -> StepTrace | StepAttempts:
         """One step: the latest attempt, attempt N (`StepTrace`) or all (`StepAttempts`)."""
-        spec, every = self._step_trace_spec(step_id, attempt, loop_index, timeout)
-        response = self._transport.send(spec)
-        return parse_model(response, StepAttempts) if every else parse_model(response, StepTrace)
+        spec, model = self._step_trace_spec(step_id, attempt, loop_index, timeout)
+        return parse_model(self._transport.send(spec), model)
 
     def live_trace(self, *, timeout: float | None = None) -> Iterator[StreamEvent]:
         """Recorded events, then live ones until the run ends; resumes after a drop."""
@@ -54,9 +53,8 @@ class AsyncRun(RunBase[AsyncTransport]):
         timeout: float | None = None,
     ) -> StepTrace | StepAttempts:
         """One step: the latest attempt, attempt N (`StepTrace`) or all (`StepAttempts`)."""
-        spec, every = self._step_trace_spec(step_id, attempt, loop_index, timeout)
-        response = await self._transport.send(spec)
-        return parse_model(response, StepAttempts) if every else parse_model(response, StepTrace)
+        spec, model = self._step_trace_spec(step_id, attempt, loop_index, timeout)
+        return parse_model(await self._transport.send(spec), model)
 
     def live_trace(self, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
         """Recorded events, then live ones until the run ends; resumes after a drop."""

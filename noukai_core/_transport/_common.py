@@ -168,17 +168,24 @@ class Logger:
                 "noukai: log_handler raised %s; the request goes on", type(exc).__name__
             )
 
-    def request(self, spec: RequestSpec, attempt: int) -> None:
-        if self.handler is None:
-            return
-        event: dict[str, Any] = {
-            "phase": "request",
+    @staticmethod
+    def _event(
+        phase: str, spec: RequestSpec, attempt: int, status_code: int | None, request_id: str | None
+    ) -> dict[str, Any]:
+        """The keys every event has, in 002's order."""
+        return {
+            "phase": phase,
             "method": spec.method,
             "path": spec.path,
             "attempt": attempt,
-            "status_code": None,
-            "request_id": None,
+            "status_code": status_code,
+            "request_id": request_id,
         }
+
+    def request(self, spec: RequestSpec, attempt: int) -> None:
+        if self.handler is None:
+            return
+        event = self._event("request", spec, attempt, None, None)
         if self.payloads and spec.json is not None:
             event["request_body"] = spec.json
         self._emit(event)
@@ -193,14 +200,7 @@ class Logger:
     ) -> None:
         if self.handler is None:
             return
-        event: dict[str, Any] = {
-            "phase": "response",
-            "method": spec.method,
-            "path": spec.path,
-            "attempt": attempt,
-            "status_code": status_code,
-            "request_id": request_id,
-        }
+        event = self._event("response", spec, attempt, status_code, request_id)
         if self.payloads and content is not None:
             event["response_body"] = _body_for_log(content)
         self._emit(event)
@@ -228,15 +228,7 @@ class Logger:
     ) -> None:
         if self.handler is None:
             return
-        self._emit(
-            {
-                "phase": "retry",
-                "method": spec.method,
-                "path": spec.path,
-                "attempt": attempt,
-                "status_code": status_code,
-                "request_id": request_id,
-                "delay": delay,
-                "reason": reason,
-            }
-        )
+        event = self._event("retry", spec, attempt, status_code, request_id)
+        event["delay"] = delay
+        event["reason"] = reason
+        self._emit(event)
