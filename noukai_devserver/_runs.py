@@ -190,6 +190,7 @@ class Runs:
         self.store = store
         self.broker = broker
         self._active: dict[str, RunState] = {}
+        self._loading: dict[str, asyncio.Future[RunState | None]] = {}
 
     def create(self, run: RunState) -> None:
         self._active[run.id] = run
@@ -215,18 +216,28 @@ class Runs:
     async def get(self, run_id: str) -> RunState | None:
         """The run's one live `RunState` (loaded from the database if not in memory).
 
-        An unfinished run has exactly one `RunState` however many requests load
-        it at once: the state machine (`RUN_BUSY`, a claimed tool pause) lives
-        on that object, so two objects for one run would let two calls run it.
+        An unfinished run has exactly one `RunState` however many requests ask
+        for it at once: the state machine (`RUN_BUSY`, a claimed tool pause)
+        lives on that object, so two objects for one run would let two calls
+        run it. Concurrent loads of one id therefore share a single load
+        (shielded: a caller that goes away does not cancel it for the others),
+        and a row is never read from the database while its object is live.
         """
-        if run_id in self._active:
-            return self._active[run_id]
+        run = self._active.get(run_id)
+        if run is not None:
+            return run
+        load = self._loading.get(run_id)
+        if load is None:
+            load = asyncio.ensure_future(self._load(run_id))
+            self._loading[run_id] = load
+            load.add_done_callback(lambda _done: self._loading.pop(run_id, None))
+        return await asyncio.shield(load)
+
+    async def _load(self, run_id: str) -> RunState | None:
         row = await self.store.call(db.get_run, run_id)
         if row is None:
             return None
         seq = await self.store.call(db.last_event_seq, run_id)
-        if run_id in self._active:  # another request loaded it while we waited
-            return self._active[run_id]
         run = RunState.from_row(row, seq)
         if run.status not in ("completed", "failed", "cancelled"):
             self._active[run_id] = run

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 from devserver_helpers import Api, Frame, events, parse_sse, wait_for
+from test_contract_sse_parser import check_event
 
 from noukai_devserver.pytest_plugin import DevServer
 
@@ -74,6 +75,8 @@ def test_a_job_running_when_the_server_is_killed_ends_like_any_failed_run(
     replay = events(frames)
     assert [e["eventType"] for e in replay] == [
         "run_started", "step_started", "step_input", "step_error", "flow_completed"]
+    for payload in replay:
+        check_event(payload)  # the frames recovery adds satisfy §6.3 like live ones
     assert replay[-2]["stepId"] == "first"
     assert replay[-2]["error"]["code"] == "SERVER_RESTARTED"
     assert replay[-1]["result"] is None
