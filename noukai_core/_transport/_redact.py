@@ -17,7 +17,7 @@ MASK = "nk_***"
 
 
 class Redactor:
-    """Replaces one secret with `MASK` in text, bytes, headers and chunked streams."""
+    """Replaces one secret with `MASK` in bodies, headers and chunked streams."""
 
     def __init__(self, secret: str) -> None:
         self._text = secret
@@ -26,9 +26,6 @@ class Redactor:
 
     def __repr__(self) -> str:
         return "Redactor()"
-
-    def text(self, value: str) -> str:
-        return value.replace(self._text, MASK) if self._text in value else value
 
     def content(self, value: bytes) -> bytes:
         return value.replace(self._bytes, self._mask_bytes) if self._bytes in value else value
