@@ -8,7 +8,9 @@ import noukai_core as nk
 
 
 def test_live_trace_survives_a_server_crash_without_repeats(noukai_devserver_factory: Any) -> None:
-    server = noukai_devserver_factory(slow_seconds=0.5)
+    # Each slow step takes 1 s: the crash must land mid-run even when this process lags
+    # (a lagging client could otherwise read the whole finished run from its socket buffer).
+    server = noukai_devserver_factory(slow_seconds=1.0)
     log: list[dict[str, Any]] = []
     with nk.Noukai(
         api_key=server.api_key, base_url=server.base_url, timeout=10, log_handler=log.append
