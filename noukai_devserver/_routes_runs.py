@@ -144,9 +144,20 @@ async def run_step_trace(request: Request, org: str, project: str, slug: str, ru
 async def run_trace_stream(request: Request, org: str, project: str, slug: str,
                            run_id: str, version: str | None = None) -> Response:
     state, run = await _run_for(request, org, project, slug, run_id, version)
+    return live_trace_stream(state, run, _last_event_id(request))
+
+
+_MAX_SEQ = 2**62  # below SQLite's integer limit, beyond any run's event count
+
+
+def _last_event_id(request: Request) -> int:
+    """The `Last-Event-ID` to resume after: anything but ASCII digits replays the
+    whole log; an id past the end replays nothing (it is clamped so the database
+    can compare it)."""
     raw = request.headers.get("last-event-id", "").strip()
-    last = int(raw) if raw.isdigit() else 0
-    return live_trace_stream(state, run, last)
+    if not (raw.isascii() and raw.isdigit()):
+        return 0
+    return min(int(raw), _MAX_SEQ)
 
 
 def _session_execution(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -226,6 +226,18 @@ def test_live_trace_tails_a_running_run_and_resumes_with_last_event_id(
     assert followers[1].result() == full and followers[2].result() == full
 
 
+def test_any_last_event_id_is_answered_cleanly(server: DevServer, api: Api) -> None:
+    run_id = api.execute("hello-world", {"message": "ids"}).json()["executionId"]
+    path = f"/seq/local/demo/hello-world/runs/{run_id}/trace/stream"
+    whole = [f.data for f in parse_sse(api.get(path).content) if f.data]
+    for sent, expected in (("99999999999999999999999", []), ("1", whole[1:]),
+                           ("-1", whole), ("x", whole), ("02", whole[2:])):
+        response = api.get(path, headers={"Last-Event-ID": sent})
+        assert response.status_code == 200
+        assert [f.data for f in parse_sse(response.content) if f.data] == expected, sent
+    assert "OverflowError" not in server.log_text
+
+
 def test_live_trace_of_a_waiting_step_run_heartbeats_then_closes_when_idle(
         noukai_devserver_factory) -> None:  # type: ignore[no-untyped-def]
     server = noukai_devserver_factory(live_idle_timeout=0.5)
