@@ -49,9 +49,42 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "INVALID_JSON", "request body is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser itself can go
+        raise _too_deep() from None
+    if _deeper_than(body, MAX_DEPTH):
+        raise _too_deep()
     if not isinstance(body, dict):
         raise validation_error("body", "must be a JSON object")
     return body
+
+
+MAX_DEPTH = 100
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "INVALID_JSON", f"request body nests deeper than {MAX_DEPTH} levels")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether a parsed body nests deeper than `limit`, checked without recursion.
+
+    Everything downstream (masking, snapshots, fingerprints, JSON encoding)
+    walks bodies recursively; bounding the depth here means none of it can
+    hit Python's recursion limit and answer a 500.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _typed(body: dict[str, Any], name: str, kind: type, what: str) -> Any:

@@ -116,3 +116,18 @@ def test_access_log_has_one_line_per_request_without_keys_or_bodies(server: DevS
     access = [ln for ln in server.log_text.splitlines() if "noukai_devserver.access" in ln]
     assert sum("log-check-1" in ln for ln in access) == 1
     assert not any("nk_" in ln or marker in ln for ln in access)
+
+
+def test_deeply_nested_bodies_are_400_not_500(api: Api) -> None:
+    too_deep = [b'{"message": "x", "parameters": {"a": ' + b"[" * 50000 + b"]" * 50000 + b"}}",
+                b'{"message": "x", "parameters": ' + b'{"a":' * 150 + b"1" + b"}" * 151]
+    for raw in too_deep:
+        for suffix in ("execute", "step", "jobs"):
+            response = api.http.post(api.flow("hello-world", suffix), content=raw,
+                                     headers={"Content-Type": "application/json"})
+            assert_error(response, 400, "INVALID_JSON")
+    nested: dict = {"leaf": 1}
+    for _ in range(50):
+        nested = {"a": nested}
+    response = api.execute("hello-world", {"message": "x", "parameters": nested})
+    assert response.json()["status"] == "completed"
