@@ -19,7 +19,6 @@ from noukai_core._protocol._execute import Protocol, ensure_loaded
 from noukai_core._protocol._polling import LiveTraceState
 from noukai_core._protocol._replay import replayed_events
 from noukai_core._protocol._requests import step_spec
-from noukai_core._protocol._retry import backoff
 from noukai_core._protocol._wire import Send
 from noukai_core._scope import SessionPlan, concurrent_call_guard
 from noukai_core._transport._async import AsyncTransport
@@ -122,7 +121,7 @@ async def live_trace(
             if not state.resume_after_clean_close():
                 return  # the server ended the stream on purpose
         except APIConnectionError as exc:
-            if exc.status_code is not None or not state.may_reconnect():
-                exc.execution_id = exc.execution_id or state.execution_id
+            delay = state.reconnect_delay(exc)
+            if delay is None:
                 raise
-            await asyncio.sleep(backoff(state.failures))
+            await asyncio.sleep(delay)

@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 
 from noukai_core._config import FlowTarget
-from noukai_core._errors import APITimeoutError
+from noukai_core._errors import APIConnectionError, APITimeoutError
 from noukai_core._models._events import FlowCompleted, StreamEvent
 from noukai_core._models._jobs import JobStatus
 from noukai_core._protocol._requests import get_spec
 from noukai_core._protocol._responses import parse_model, parse_stream_event
+from noukai_core._protocol._retry import backoff
 from noukai_core._protocol._sse import SSEDecoder
 from noukai_core._protocol._wire import RawResponse, RequestSpec
 
@@ -155,6 +156,17 @@ class LiveTraceState:
         """After a dropped connection: try again unless the run ended or we keep failing."""
         self.failures += 1
         return not self.finished and self.failures <= self.MAX_RECONNECTS
+
+    def reconnect_delay(self, exc: APIConnectionError) -> float | None:
+        """After the connection failed: seconds to wait before reconnecting, or None.
+
+        None means the failure stands (an error status, the run over, or too
+        many failures in a row); the error then names this run.
+        """
+        if exc.status_code is not None or not self.may_reconnect():
+            exc.execution_id = exc.execution_id or self.execution_id
+            return None
+        return backoff(self.failures)
 
     def resume_after_clean_close(self) -> bool:
         """After a clean end of stream: reconnect only if it came mid-run, after progress."""
