@@ -26,6 +26,11 @@ def test_each_call_gets_a_fresh_execution_id_and_the_same_output(api: Api) -> No
     assert first["executionId"] != second["executionId"]
     assert first["result"] == second["result"]
     assert first["flowId"] == second["flowId"]
+    # Tokens and cost are deterministic too.
+    usage = [[(s["tokens"], s["costUsd"]) for s in api.get(
+        f"/seq/local/demo/hello-world/runs/{body['executionId']}/trace").json()["steps"]]
+        for body in (first, second)]
+    assert usage[0] == usage[1] and usage[0][0][0]["total"] > 0
 
 
 def test_two_step_chains_the_first_output_into_the_second(api: Api) -> None:
