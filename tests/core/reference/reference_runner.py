@@ -88,7 +88,8 @@ def uvicorn_on_a_free_port(app: Any) -> Iterator[str]:
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
