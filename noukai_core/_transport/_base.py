@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from noukai_core._errors import NoukaiError, error_from_response
+from noukai_core._errors import APIConnectionError, NoukaiError, error_from_response
 from noukai_core._protocol._retry import Answered, Attempt, RetryPlan, RetryStep, Sleep
 from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._common import (
@@ -40,6 +40,12 @@ class TransportBase(Generic[ClientT]):
     def _attempt(self, spec: RequestSpec, step: RetryStep) -> int:
         """Start the attempt the plan asked for (it only asks for one after a sleep)."""
         assert isinstance(step, Attempt)
+        if self._client.is_closed:
+            # httpx would raise a bare RuntimeError; callers get a typed error.
+            raise APIConnectionError(
+                f"{spec.method} {spec.path} was not sent: the client is closed",
+                code="CLIENT_CLOSED",
+            )
         self._log.request(spec, step.number)
         return step.number
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import noukai_core as nk
@@ -193,6 +195,31 @@ async def test_aclose_twice_is_safe() -> None:
     client = nk.AsyncNoukai(api_key=KEY)
     await client.aclose()
     await client.aclose()
+
+
+def test_a_closed_client_raises_a_typed_error(noukai_devserver: Any) -> None:
+    client = nk.Noukai(api_key=noukai_devserver.api_key, base_url=noukai_devserver.base_url)
+    flow = client.flow(f"{noukai_devserver.org}/{noukai_devserver.project}/hello-world")
+    assert flow.execute(message="hi").status == "completed"
+    client.close()
+    with pytest.raises(nk.APIConnectionError) as caught:
+        flow.execute(message="hi")
+    assert caught.value.code == "CLIENT_CLOSED"
+    with pytest.raises(nk.APIConnectionError, match="client is closed"):
+        list(flow.events(message="hi"))
+
+
+async def test_a_closed_async_client_raises_a_typed_error(noukai_devserver: Any) -> None:
+    client = nk.AsyncNoukai(api_key=noukai_devserver.api_key, base_url=noukai_devserver.base_url)
+    flow = client.flow(f"{noukai_devserver.org}/{noukai_devserver.project}/hello-world")
+    assert (await flow.execute(message="hi")).status == "completed"
+    await client.aclose()
+    with pytest.raises(nk.APIConnectionError) as caught:
+        await flow.execute(message="hi")
+    assert caught.value.code == "CLIENT_CLOSED"
+    with pytest.raises(nk.APIConnectionError, match="client is closed"):
+        async for _ in flow.events(message="hi"):
+            pass
 
 
 @pytest.mark.parametrize("bad", [0, -1, "10", True])
