@@ -88,11 +88,41 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Consume `chunk`; return the events it completed, in order."""
+        if (
+            self._lf_only
+            and not self._buffer
+            and not self._mid_frame
+            and chunk.startswith(b"event: ")
+            and chunk[-1] == 10  # b"\n\n": the chunk ends a frame
+            and chunk[-2] == 10
+        ):
+            # One whole fast-shape frame and nothing else: what an SSE server
+            # sends as one HTTP chunk per event. Read inline, with no buffer,
+            # no helper call and no scan beyond the two line ends.
+            nl = chunk.find(b"\n", 7)
+            end = len(chunk) - 2
+            if (
+                chunk.startswith(b"data: ", nl + 1)
+                and chunk.find(b"\n", nl + 7) == end
+                and 13 not in chunk  # b"\r": an int is found by memchr, a bytes needle is not
+            ):
+                retry, self._retry = self._retry, None
+                return [
+                    _new_event(
+                        ServerSentEvent,
+                        (
+                            chunk[7:nl].decode("utf-8", "replace"),
+                            chunk[nl + 7 : end].decode("utf-8", "replace"),
+                            self.last_event_id,
+                            retry,
+                        ),
+                    )
+                ]
         events: list[ServerSentEvent] = []
         if not chunk:
             return events
         if self._lf_only:
-            if b"\r" not in chunk:
+            if 13 not in chunk:  # b"\r"
                 return self._feed_lf(chunk, events)
             # The buffer holds either a frame's start (no pending fields) or
             # one partial line after folded ones: both are exactly the general

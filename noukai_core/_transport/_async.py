@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -16,6 +16,7 @@ from noukai_core._transport._common import (
     TransportSettings,
     connection_error,
     limits,
+    needs_decoding,
     stream_error,
 )
 
@@ -72,10 +73,22 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
     async def _chunks(
         self, response: httpx.Response, spec: RequestSpec, request_id: str | None
     ) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive, redacted; transport failures typed.
+
+        As in `SyncTransport._chunks`: `aiter_bytes` only when a
+        Content-Encoding must be undone, else the response's byte stream.
+        """
         redact = self._redact.chunks()
+        feed = redact.feed
+        source: AsyncIterable[bytes]
+        if needs_decoding(response):
+            source = response.aiter_bytes()
+        else:
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            source = response.stream
         try:
-            async for chunk in response.aiter_bytes():
-                if out := redact.feed(chunk):
+            async for chunk in source:
+                if out := feed(chunk):
                     yield out
         except httpx.TransportError as exc:
             raise stream_error(exc, spec, request_id) from None

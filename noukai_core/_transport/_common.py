@@ -130,6 +130,16 @@ def stream_error(
     )
 
 
+def needs_decoding(response: httpx.Response) -> bool:
+    """Whether httpx must undo a Content-Encoding (gzip...) before the body is the stream.
+
+    Without one (or with `identity`), the bytes read are the body as sent,
+    and a transport may read the response's byte stream directly.
+    """
+    encoding = response.headers.get("content-encoding")
+    return encoding is not None and encoding.strip().lower() not in ("", "identity")
+
+
 ChunksT = TypeVar("ChunksT")
 
 

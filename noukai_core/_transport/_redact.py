@@ -49,24 +49,33 @@ class ChunkRedactor:
     of the secret (it might be completed by the next chunk), so it is never
     longer than the secret and a chunk ending a frame (a blank line) is
     passed on whole at once: holding it would delay the event.
+
+    Cost: `feed` runs once per HTTP chunk, and a server sends one chunk per
+    event, so its common case is kept to two memchr-backed checks. A tail can
+    only be a proper prefix of the secret if its last byte is one of the
+    bytes of `secret[:-1]`; no chunk ending in a line end (no API key holds
+    one) is ever searched for a held tail.
     """
 
     def __init__(self, secret: bytes, mask: bytes) -> None:
         self._secret = secret
         self._mask = mask
         self._first = secret[:1]
+        self._prefix_ends = frozenset(secret[:-1])
         self._held = b""
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._held + chunk if self._held else chunk
-        if self._secret in data:
-            data = data.replace(self._secret, self._mask)
-        keep = self._prefix_tail(data)
-        if keep:
-            self._held = data[-keep:]
-            return data[:-keep]
-        self._held = b""
-        return data
+        if self._held:
+            chunk = self._held + chunk
+            self._held = b""
+        if self._secret in chunk:
+            chunk = chunk.replace(self._secret, self._mask)
+        if chunk and chunk[-1] in self._prefix_ends:
+            keep = self._prefix_tail(chunk)
+            if keep:
+                self._held = chunk[-keep:]
+                return chunk[:-keep]
+        return chunk
 
     def flush(self) -> bytes:
         """The bytes still held at the end of the stream (a partial key is not the key)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -16,6 +16,7 @@ from noukai_core._transport._common import (
     TransportSettings,
     connection_error,
     limits,
+    needs_decoding,
     stream_error,
 )
 
@@ -72,10 +73,25 @@ class SyncTransport(TransportBase[httpx.Client]):
     def _chunks(
         self, response: httpx.Response, spec: RequestSpec, request_id: str | None
     ) -> Iterator[bytes]:
+        """The body's chunks as they arrive, redacted; transport failures typed.
+
+        Runs once per event (servers send a chunk per event), so it reads the
+        fewest layers that keep httpx's behaviour: `iter_bytes` when a
+        Content-Encoding must be undone, else the response's own byte stream,
+        which is what `iter_bytes` would pass on unchanged, minus two
+        generator layers per chunk.
+        """
         redact = self._redact.chunks()
+        feed = redact.feed
+        source: Iterable[bytes]
+        if needs_decoding(response):
+            source = response.iter_bytes()
+        else:
+            assert isinstance(response.stream, httpx.SyncByteStream)
+            source = response.stream
         try:
-            for chunk in response.iter_bytes():
-                if out := redact.feed(chunk):
+            for chunk in source:
+                if out := feed(chunk):
                     yield out
         except httpx.TransportError as exc:
             raise stream_error(exc, spec, request_id) from None

@@ -171,3 +171,38 @@ def test_memory_stays_flat_over_a_long_frame_that_never_ends(first: bytes) -> No
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000, f"the decoder held {peak} bytes"
+
+
+def decode_frame_by_frame(stream: bytes) -> list[ServerSentEvent]:
+    """One chunk per frame (cut after every blank line), as SSE servers send them."""
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    start = 0
+    for match in re.finditer(rb"(?:\r\n|\r|\n)(?:\r\n|\r|\n)", stream):
+        events += decoder.feed(stream[start : match.end()])
+        start = match.end()
+    return events + decoder.feed(stream[start:])
+
+
+@pytest.mark.parametrize(
+    "endings",
+    [[b"\n"], [b"\r\n"], [b"\n", b"\r\n", b"\r"]],
+    ids=["LF", "CRLF", "mixed"],
+)
+def test_streams_fed_one_frame_per_chunk_match_the_reference(endings: list[bytes]) -> None:
+    # The shape the one-frame-chunk path reads inline, and every near miss of
+    # it (a CR inside, a second data line, an id, a comment) next to it.
+    rng = random.Random(f"frames-{endings!r}")
+    for _ in range(300):
+        stream = random_stream(rng, endings)
+        assert decode_frame_by_frame(stream) == reference_decode(stream), f"stream {stream!r}"
+
+
+def test_a_one_frame_chunk_carries_the_last_id_and_a_pending_retry() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"id: 7\nretry: 250\n\n") == []  # no data: not dispatched
+    assert decoder.feed(b"event: a\ndata: 1\n\n") == [ServerSentEvent("a", "1", "7", 250)]
+    assert decoder.feed(b"event: b\ndata: 2\n\n") == [ServerSentEvent("b", "2", "7", None)]
+    # Mid-frame (a `data` line folded, nothing buffered), the next chunk is not a frame start.
+    assert decoder.feed(b"data: x\n") == []
+    assert decoder.feed(b"event: c\ndata: 3\n\n") == [ServerSentEvent("c", "x\n3", "7", None)]

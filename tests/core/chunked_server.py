@@ -1,0 +1,143 @@
+"""A real keep-alive HTTP/1.1 server that streams `/step` answers as SSE servers do.
+
+`ScriptedServer` (misbehaving_server.py) answers one request per connection
+and ends each stream by closing the socket. This one keeps connections open
+across requests and frames each stream with `Transfer-Encoding: chunked`, one
+chunk per event, like the dev server (uvicorn) and the hosted API. It counts
+the connections it accepted, so a test can observe whether the client put a
+finished stream's connection back in its pool. A stream may be gzipped (one
+gzip member, flushed after every event so each chunk decodes on arrival), and
+may be left open after its last frame.
+
+Imported by name: `conftest.py` puts this directory on `sys.path`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StreamPlan:
+    """How to answer one request: these frames, then end the body or hold it open."""
+
+    frames: list[bytes]
+    gzip: bool = False
+    # False: after the last frame the body is neither ended nor closed until
+    # the server stops (a server that breaks contract §6.4).
+    end: bool = True
+
+
+@dataclass
+class ChunkedStreamServer:
+    plans: list[StreamPlan] = field(default_factory=list)
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _read_request(self, conn: socket.socket, buffered: bytes) -> tuple[bytes, bytes] | None:
+        """One request's head line, and the bytes read past its body."""
+        data = buffered
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+        return head.split(b"\r\n", 1)[0], rest[length:]
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffered = b""
+        try:
+            while not self._stop.is_set():
+                request = self._read_request(conn, buffered)
+                if request is None:
+                    return
+                line, buffered = request
+                with self._lock:
+                    self.requests.append(line)
+                    plan = self.plans.pop(0) if self.plans else None
+                if plan is None:
+                    body = b'{"detail":{"code":"NO_PLAN","message":"unexpected request"}}'
+                    conn.sendall(
+                        b"HTTP/1.1 500 X\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                    continue
+                self._stream(conn, plan)
+                if not plan.end:
+                    self._stop.wait(10)
+                    return
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _stream(self, conn: socket.socket, plan: StreamPlan) -> None:
+        head = (
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+            b"cache-control: no-cache\r\nx-request-id: req_chunked\r\n"
+            b"transfer-encoding: chunked\r\n"
+        )
+        encode: Callable[[bytes], bytes] = bytes
+        if plan.gzip:
+            head += b"content-encoding: gzip\r\n"
+            packer = zlib.compressobj(wbits=31)  # 31: a gzip member, as `gzip` writes
+
+            def encode(frame: bytes) -> bytes:
+                return packer.compress(frame) + packer.flush(zlib.Z_SYNC_FLUSH)
+
+        conn.sendall(head + b"\r\n")
+        for frame in plan.frames:
+            data = encode(frame)
+            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        if plan.end:
+            tail = packer.flush() if plan.gzip else b""
+            conn.sendall((b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        for thread in self._threads:
+            thread.join(timeout=2)

@@ -1,0 +1,128 @@
+"""`events()` over the framings real servers use: chunked one event per chunk, and gzip.
+
+The transport reads a stream's bytes through the fewest httpx layers it can
+(see `SyncTransport._chunks`): a gzipped stream must still arrive decoded,
+and the key redactor must still see the decoded bytes, whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from chunked_server import ChunkedStreamServer, StreamPlan
+
+import noukai_core as nk
+from noukai_core._transport._redact import MASK, Redactor
+
+Frame = Callable[..., bytes]
+KEY = "nk_framing_secret_42"
+
+
+@pytest.fixture
+def server() -> Iterator[ChunkedStreamServer]:
+    server = ChunkedStreamServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def run_frames(frame: Frame, outputs: int) -> list[bytes]:
+    return [
+        frame("run_started", executionId="E", runId="E", stepCount=1),
+        frame("step_started", executionId="E", stepId="a", stepIndex=0),
+        *(
+            frame("step_output", executionId="E", stepId="a", outputData={"delta": f"é{i}"})
+            for i in range(outputs)
+        ),
+        frame("step_completed", executionId="E", stepId="a", output={"text": "done"}),
+        frame("flow_completed", executionId="E", runId="E", result={"text": "done"}),
+    ]
+
+
+def describe(events: list[nk.StreamEvent]) -> list[tuple[str, object]]:
+    return [
+        (e.type, e.output_data if isinstance(e, nk.StepOutput) else getattr(e, "output", None))
+        for e in events
+    ]
+
+
+EXPECTED = [
+    ("run_started", None),
+    ("step_started", None),
+    *(("step_output", {"delta": f"é{i}"}) for i in range(5)),
+    ("step_completed", {"text": "done"}),
+    ("flow_completed", {"text": "done"}),
+]
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_sync_events_over_a_chunked_stream(
+    server: ChunkedStreamServer, frame: Frame, gzip: bool
+) -> None:
+    server.plans = [StreamPlan(run_frames(frame, 5), gzip=gzip)]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+        events = list(client.flow("o/p/f").events(message="hi"))
+    assert describe(events) == EXPECTED
+    assert all(e.step_index == 0 for e in events if isinstance(e, nk.StepOutput))
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+async def test_async_events_over_a_chunked_stream(
+    server: ChunkedStreamServer, frame: Frame, gzip: bool
+) -> None:
+    server.plans = [StreamPlan(run_frames(frame, 5), gzip=gzip)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+        events = [e async for e in client.flow("o/p/f").events(message="hi")]
+    assert describe(events) == EXPECTED
+
+
+def failing_frames(frame: Frame) -> list[bytes]:
+    error = {"code": "BOOM", "message": f"upstream echoed Bearer {KEY}"}
+    return [
+        frame("run_started", executionId="E", runId="E"),
+        frame("step_error", executionId="E", stepId="a", error=error),
+    ]
+
+
+def test_a_key_echoed_in_a_gzipped_stream_is_redacted(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # The compressed bytes never hold the key; the redactor must read the decoded ones.
+    server.plans = [StreamPlan(failing_frames(frame), gzip=True)]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+        events = list(client.flow("o/p/f").events(message="hi"))
+    assert isinstance(events[-1], nk.StepFailed)
+    assert events[-1].message == f"upstream echoed Bearer {MASK}"
+    assert KEY not in repr(events)
+
+
+async def test_a_key_echoed_in_a_gzipped_stream_is_redacted_async(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    server.plans = [StreamPlan(failing_frames(frame), gzip=True)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+        events = [e async for e in client.flow("o/p/f").events(message="hi")]
+    assert isinstance(events[-1], nk.StepFailed)
+    assert events[-1].message == f"upstream echoed Bearer {MASK}"
+
+
+def test_the_chunk_redactor_catches_keys_across_random_chunkings() -> None:
+    rng = random.Random("redact")
+    pieces = [KEY, KEY[:-1], KEY[:3], "nk_", "n", "k", "_", "\n", "\n\n", "data: ", "xyz"]
+    for _ in range(400):
+        stream = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30))).encode()
+        expected = stream.replace(KEY.encode(), MASK.encode())
+        cuts = sorted(rng.randrange(len(stream) + 1) for _ in range(rng.randrange(0, 12)))
+        bounds = [0, *cuts, len(stream)]
+        redact = Redactor(KEY).chunks()
+        out = b""
+        for start, end in itertools.pairwise(bounds):
+            out += redact.feed(stream[start:end])
+            if stream[:end].endswith(b"\n"):
+                # Nothing is held back at a line end (no key holds one): no event is delayed.
+                assert out == stream[:end].replace(KEY.encode(), MASK.encode())
+        assert out + redact.flush() == expected, (stream, bounds)
