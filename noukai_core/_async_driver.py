@@ -76,13 +76,13 @@ async def stream_events(
             try:
                 async with transport.stream(spec) as body:
                     stream.opened(body.request_id)
+                    feed = stream.iter_feed
                     async for chunk in body.chunks:
-                        events = stream.iter_feed(chunk)
                         if handler is None:
-                            for event in events:  # no per-event work beyond the yield
+                            for event in feed(chunk):  # no per-event work beyond the yield
                                 yield event
                         else:
-                            for event in events:
+                            for event in feed(chunk):
                                 if isinstance(event, ToolCallsRequired):
                                     stream.resume(await call_handler(handler, event.tool_calls))
                                 yield event

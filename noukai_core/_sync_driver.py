@@ -85,12 +85,13 @@ def stream_events(
             try:
                 with transport.stream(spec) as body:
                     stream.opened(body.request_id)
+                    feed = stream.iter_feed
                     for chunk in body.chunks:
-                        events = stream.iter_feed(chunk)
                         if handler is None:
-                            yield from events  # no per-event Python work without a handler
+                            for event in feed(chunk):  # no per-event work beyond the yield
+                                yield event
                         else:
-                            for event in events:
+                            for event in feed(chunk):
                                 if isinstance(event, ToolCallsRequired):
                                     stream.resume(call_handler(handler, event.tool_calls))
                                 yield event

@@ -153,6 +153,9 @@ class StepStream:
         self._signal = Signal.CONTINUE
         self._resumed = False
         self.request_id: str | None = None  # of the HTTP stream being read
+        # True once this HTTP stream delivered its terminal frame: close it.
+        # A plain attribute (not a property over `_signal`): drivers read it per chunk.
+        self.stream_done = False
 
     @property
     def execution_id(self) -> str | None:
@@ -165,6 +168,7 @@ class StepStream:
         if self._signal is Signal.TOOLS and not self._resumed:
             return None
         self._signal = Signal.CONTINUE
+        self.stream_done = False
         self._resumed = False
         self._decoder = SSEDecoder()
         self.request_id = None
@@ -173,11 +177,6 @@ class StepStream:
     def opened(self, request_id: str | None) -> None:
         """The driver opened the HTTP stream for the last `next_body()`; its request id."""
         self.request_id = request_id
-
-    @property
-    def stream_done(self) -> bool:
-        """True once this HTTP stream delivered its terminal frame: close it."""
-        return self._signal is not Signal.CONTINUE
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Decode a chunk into typed events, stopping at the terminal frame."""
@@ -201,10 +200,16 @@ class StepStream:
         if self._signal is not _CONTINUE:
             return ()
         frames = self._decoder.feed(chunk)
-        if len(frames) == 1:
-            event = self._typed(frames[0])
-            return () if event is None else (event,)
-        return self._iter_typed(frames) if frames else ()
+        if len(frames) != 1:
+            return self._iter_typed(frames) if frames else ()
+        # `_typed`, inlined: this is the per-event path of every stream.
+        event = parse_stream_event(frames[0])
+        if event is None:
+            return ()
+        signal = self.cursor.observe(event)
+        if signal is not _CONTINUE:
+            self._terminal(event, signal)
+        return (event,)
 
     def _iter_typed(self, frames: list[ServerSentEvent]) -> Iterator[StreamEvent]:
         typed = self._typed
@@ -224,12 +229,17 @@ class StepStream:
             return None
         signal = self.cursor.observe(event)
         if signal is not _CONTINUE:
-            self._signal = signal
-            if signal is Signal.TOOLS:
-                self._attach_resumer(event)
-            elif signal is Signal.FAILED:
-                self._stamp_failure(event)
+            self._terminal(event, signal)
         return event
+
+    def _terminal(self, event: StreamEvent, signal: Signal) -> None:
+        """`event` ends this HTTP stream: record why, and equip the event for its consumer."""
+        self._signal = signal
+        self.stream_done = True
+        if signal is Signal.TOOLS:
+            self._attach_resumer(event)
+        elif signal is Signal.FAILED:
+            self._stamp_failure(event)
 
     def _attach_resumer(self, event: StreamEvent) -> None:
         assert isinstance(event, ToolCallsRequired)

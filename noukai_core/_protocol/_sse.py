@@ -21,7 +21,11 @@ on whole frames: it reads the frame shape every Noukai server sends (one
 and two slices, building no per-line strings (the fast path). Any other
 frame of an LF stream goes line by line through the general path's `_line`.
 The first CR seen switches the decoder to the general path for the rest of
-the stream: it splits lines on LF, CRLF and CR. tests/core/test_sse_paths.py
+the stream: it splits lines on LF, CRLF and CR. In front of both, a chunk
+that is exactly one fast-shape frame, arriving between frames, is read
+inline in `feed`: servers send one HTTP chunk per event, so this is the
+per-event path of a real stream, and every call and buffer it skips is
+paid once per event. tests/core/test_sse_paths.py
 checks both paths against a plain reference decoder on random streams split
 at random points.
 
@@ -79,6 +83,10 @@ class SSEDecoder:
         # Fast path only: some lines of the current frame were already folded
         # into the pending fields below, so the buffer does not start a frame.
         self._mid_frame = False
+        # `_lf_only`, nothing buffered and not `_mid_frame`: the decoder stands
+        # between two frames of an LF stream. One flag, kept by `feed`, so the
+        # one-frame-chunk check reads one attribute, not three.
+        self._between_frames = True
         self._pending_cr = False
         self._event = ""
         self._data: list[str] = []
@@ -89,9 +97,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Consume `chunk`; return the events it completed, in order."""
         if (
-            self._lf_only
-            and not self._buffer
-            and not self._mid_frame
+            self._between_frames
             and chunk.startswith(b"event: ")
             and chunk[-1] == 10  # b"\n\n": the chunk ends a frame
             and chunk[-2] == 10
@@ -123,11 +129,14 @@ class SSEDecoder:
             return events
         if self._lf_only:
             if 13 not in chunk:  # b"\r"
-                return self._feed_lf(chunk, events)
+                self._feed_lf(chunk, events)
+                self._between_frames = not self._buffer and not self._mid_frame
+                return events
             # The buffer holds either a frame's start (no pending fields) or
             # one partial line after folded ones: both are exactly the general
             # path's state, so switching needs no conversion.
             self._lf_only = False
+            self._between_frames = False
             self._mid_frame = False
             return self._feed_general(chunk, events, 0)  # the buffer may hold whole lines
         # The general path's buffer is one partial line: no CR or LF in it.
