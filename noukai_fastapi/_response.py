@@ -17,8 +17,8 @@ Batching, and why it never delays an event: frames decoded from data already
 received leave together in one body message, sent the moment the reader
 would wait for more upstream data. An event is never held for a later
 upstream read, a timer or a size threshold; only a browser slower than the
-upstream holds frames back, and then at most `_Pump.MAX_BUFFER` bytes (the
-reader pauses), so memory stays flat however long the stream. One body
+upstream holds frames back, and then about `_Pump.MAX_BUFFER` bytes of JSON
+(the reader pauses), so memory stays flat however long the stream. One body
 message per event would be simpler but costs an ASGI send, an HTTP chunk and
 a socket write per event: measured five times slower on a fast stream
 (`benchmarks/bench_fastapi_passthrough.py`).
@@ -47,6 +47,7 @@ from noukai_fastapi._asgi import send_error_response
 logger = logging.getLogger("noukai_fastapi")
 
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
+HEARTBEAT = encode_comment()
 
 
 class _Disconnected(Exception):
@@ -83,19 +84,19 @@ class FlowEventsResponse(Response):
 class _Pump:
     """Moves events from the upstream iterator to the browser.
 
-    Four tasks, so the per-event path is a plain `async for` plus a list
-    append (a task, a wait or an ASGI send per event would cost more than
-    decoding the event did):
+    Four tasks, so the per-event path is a plain `async for` plus the
+    encoder's append (a task, a wait or an ASGI send per event would cost
+    more than decoding the event did):
 
     - the *reader* turns upstream events into frames and appends them to a
-      buffer, waking the writer;
+      buffer, waking the writer; it is the only task that appends to it;
     - the *writer* sends whatever the buffer holds as one body message. The
       reader wakes it when the buffer turns non-empty, and it runs as soon
       as the reader waits for the network (before that read can complete),
       so a frame waits at most for the decoding of data already received.
       The buffer is bounded (`MAX_BUFFER`): a slow browser pauses the
       reader, so memory stays flat;
-    - the *heartbeat* queues a comment after each quiet interval;
+    - the *heartbeat* asks the writer for a comment after each quiet interval;
     - the *disconnect watcher* waits for `http.disconnect`.
 
     Only the writer sends, so frames never interleave. When the writer ends
@@ -111,8 +112,8 @@ class _Pump:
         self.response = response
         self.receive = receive
         self.send = send
-        self.buffer: list[bytes] = []
-        self.buffered = 0
+        self.buffer: list[bytes] = []  # frames (in pieces) the writer has yet to send
+        self.beat = False  # a heartbeat is due
         self.ready = asyncio.Event()  # the writer has something to do
         self.room = asyncio.Event()  # the buffer is below MAX_BUFFER
         self.room.set()
@@ -142,37 +143,35 @@ class _Pump:
             if exc is not None and not isinstance(exc, _Disconnected):
                 raise exc
 
-    def _queue(self, frame: bytes) -> None:
-        self.buffer.append(frame)
-        self.buffered += len(frame)
-        self.ready.set()
-
     async def _read(self) -> None:
-        # The per-event path: one encode, one append. The writer is woken
-        # only when the buffer turns non-empty; it runs as soon as this
-        # task waits for the network, i.e. once the data already received
-        # has been decoded.
-        encode = BrowserFrameEncoder(self.response.policy).encode
-        buffer = self.buffer  # the writer empties this list in place
+        # The per-event path: one `encode_into`, which appends the frame's
+        # pieces to the buffer, and one size check. The writer is woken only
+        # when the buffer turns non-empty; it runs as soon as this task waits
+        # for the network, i.e. once the data already received has been
+        # decoded. Only this task appends to the buffer, and the writer only
+        # ever empties it whole, so an empty buffer means "everything counted
+        # in `size` has been sent".
+        encode_into = BrowserFrameEncoder(self.response.policy).encode_into
+        buffer = self.buffer
+        ready = self.ready
+        limit = self.MAX_BUFFER
+        size = 0  # JSON bytes in `buffer`
         try:
             async for event in self.response.events:
-                if not self.got_event:
-                    self.got_event = True
-                    self.ready.set()
-                frame = encode(event)
-                if frame is None:
-                    continue
                 if not buffer:
-                    self.ready.set()
-                buffer.append(frame)
-                self.buffered += len(frame)
-                if self.buffered >= self.MAX_BUFFER:
+                    # also the response start's signal on the first event,
+                    # even one the policy drops (the writer then sends nothing)
+                    self.got_event = True
+                    ready.set()
+                    size = 0
+                size += encode_into(event, buffer)
+                if size >= limit:
                     self.room.clear()
                     await self.room.wait()
         except Exception as exc:  # reported to the browser by the writer
             self.failure = exc
         self.ended = True
-        self.ready.set()
+        ready.set()
 
     async def _heartbeat(self) -> None:
         interval = self.response.heartbeat_interval
@@ -180,7 +179,8 @@ class _Pump:
         while True:
             quiet = loop.time() - self.last_write
             if self.started and quiet >= interval and not self.buffer:
-                self._queue(encode_comment())
+                self.beat = True  # the writer sends it: only the writer sends
+                self.ready.set()
                 quiet = 0.0
             await asyncio.sleep(interval - quiet if 0.0 <= quiet < interval else interval)
 
@@ -193,9 +193,11 @@ class _Pump:
             if self.buffer:
                 data = b"".join(self.buffer)
                 self.buffer.clear()
-                self.buffered = 0
                 self.room.set()
                 await self._body(data)
+            elif self.beat and self.started:
+                await self._body(HEARTBEAT)
+            self.beat = False
             if self.ended and not self.buffer:
                 break
         if self.failure is not None:

@@ -11,13 +11,14 @@ Two forms, with the same output (a test holds them equal):
   and keeps, per event class, everything that does not depend on the event
   (the frame's head bytes, the serializer, the pydantic `exclude`), so a
   streamed event costs one dict lookup, one call into pydantic's serializer
-  and one bytes format.
+  and one small bytes format (the `id:`). `encode_into` appends the frame to
+  a caller's buffer in pieces, for a passthrough that joins many frames into
+  one write anyway.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -45,29 +46,22 @@ def browser_frame(event: Any, *, policy: EventPolicy, event_id: int) -> bytes | 
     return None if visible is None else encode_event(event_type, visible, event_id=event_id)
 
 
-@dataclass(frozen=True, slots=True)
-class _ClassPlan:
-    """What one stream knows about one typed event class, worked out on its first event.
-
-    `head` is None when the policy drops the type. `exclude` is the pydantic
-    `exclude` equal to the drop rules. `error_field`: a set `error` must be
-    reduced to its code, which only the dict path does.
-    """
-
-    event_type: str
-    head: bytes | None
-    serialize: Callable[..., bytes]
-    exclude: dict[str, Any] | None
-    error_field: bool
+#: What one stream knows about one typed event class, worked out on its first
+#: event: (event type, frame head or None when the policy drops the type,
+#: serializer, pydantic `exclude` equal to the drop rules, whether a set
+#: `error` must take the dict path to be reduced to its code). A tuple, not a
+#: dataclass: it is read once per streamed event, and indexing a tuple is the
+#: cheapest read Python has.
+_ClassPlan = tuple[str, "bytes | None", Callable[..., bytes], "dict[str, Any] | None", bool]
 
 
 class BrowserFrameEncoder:
     """One stream's frames: the policy applied, `id:` numbered 1, 2, 3... on written frames.
 
     Invariants: `encode` returns exactly what `browser_frame` returns for the
-    same event, policy and next id; a dropped event takes no id, so a
-    browser's `Last-Event-ID` counts the events it was sent. Not thread-safe:
-    one encoder belongs to one stream.
+    same event, policy and next id, and `encode_into` appends exactly those
+    bytes; a dropped event takes no id, so a browser's `Last-Event-ID` counts
+    the events it was sent. Not thread-safe: one encoder belongs to one stream.
 
     The fast path writes the serializer's JSON without re-checking it for
     line breaks: pydantic writes compact JSON, whose strings escape every
@@ -83,18 +77,37 @@ class BrowserFrameEncoder:
 
     def encode(self, event: Any) -> bytes | None:
         """The next frame for `event`, or `None` when the policy drops it."""
+        parts: list[bytes] = []
+        self.encode_into(event, parts)
+        return b"".join(parts) if parts else None
+
+    def encode_into(self, event: Any, out: list[bytes]) -> int:
+        """Append the next frame for `event` to `out` (nothing when the policy drops it).
+
+        Returns the size of the JSON payload appended (0 for a dropped event),
+        which a caller bounding its buffer can add up. The frame goes in as
+        pieces (head with id, payload, blank line) that `b"".join(out)`
+        assembles: the payload is then copied once, by that join, instead of
+        once more into a frame of its own. This is the passthrough's
+        per-event path, hence the tuple plan and the lack of helpers.
+        """
         plan = self._plans.get(event.__class__)
         # A class's events normally share one event type; one that differs
-        # (a hand-built event) takes the general path rather than a wrong plan.
-        if plan is None or event.event_type != plan.event_type:
-            return self._encode_other(event)
-        if plan.head is None:
-            return None
-        if plan.error_field and event.error is not None:
-            return self._encode_other(event)
-        payload = plan.serialize(event, by_alias=True, exclude_none=True, exclude=plan.exclude)
-        self.last_id += 1
-        return b"%s%d\ndata: %s\n\n" % (plan.head, self.last_id, payload)
+        # (a hand-built event) takes the general path rather than a wrong
+        # plan, as does an error that must be reduced to its code.
+        if plan is None or plan[0] != event.event_type or (plan[4] and event.error is not None):
+            frame = self._encode_other(event)
+            if frame is None:
+                return 0
+            out.append(frame)
+            return len(frame) - frame.index(b"\ndata: ") - 9  # the JSON, as below
+        head = plan[1]
+        if head is None:
+            return 0
+        payload = plan[2](event, by_alias=True, exclude_none=True, exclude=plan[3])
+        self.last_id = last_id = self.last_id + 1
+        out += (head % last_id, payload, b"\n\n")
+        return len(payload)
 
     def _encode_other(self, event: Any) -> bytes | None:
         """Mappings, a class's first event, and events the fast path leaves to `browser_frame`."""
@@ -113,13 +126,10 @@ class BrowserFrameEncoder:
         exclude, error_field = self.policy._typed_plan(model, event_type)
         if exclude is None:
             return  # rules nested too deep for pydantic's exclude: always the dict path
-        forwarded = self.policy.allows(event_type)
         encode_event_json(event_type, b"{}")  # checks the type once, for every frame after
-        head = b"event: %s\nid: " % event_type.encode()
-        self._plans[model] = _ClassPlan(
-            event_type=event_type,
-            head=head if forwarded else None,
-            serialize=model.__pydantic_serializer__.to_json,
-            exclude=exclude or None,
-            error_field=error_field,
-        )
+        # `%` in a type would be read as a format directive by `head % id`
+        head = b"event: %s\nid: %%d\ndata: " % event_type.encode().replace(b"%", b"%%")
+        forwarded = self.policy.allows(event_type)
+        self._plans[model] = (event_type, head if forwarded else None,
+                              model.__pydantic_serializer__.to_json, exclude or None,
+                              error_field)

@@ -213,3 +213,30 @@ def test_each_event_reaches_the_browser_before_the_upstream_sends_more(
     assert seen == ["run_started", "step_started", "step_completed", "flow_completed"]
     # each event arrived while the upstream was still waiting to send the next
     assert sent_when_seen == [1, 2, 3, 4]
+
+
+def test_a_first_event_the_browser_may_not_see_still_starts_the_response(
+    canned_upstream: Any, serve_passthrough: Any, sse_frames: Any
+) -> None:
+    # The upstream's first event is one the policy drops; it then waits until
+    # this test has the response status. The start waits for the first
+    # upstream event, not for the first event the browser is sent.
+    hidden = canned_upstream.frame("step_input", {"executionId": "e", "stepId": "s0",
+                                                  "inputData": {"secret": "PROMPT"}})
+    status_seen = threading.Event()
+    reply = canned_upstream.Reply(frames=[hidden, *canned_upstream.run_frames(1, extra=False)],
+                                  holds={1: status_seen})
+    canned_upstream.reply = reply
+    with serve_passthrough() as base, httpx.stream(
+        "POST", f"{base}/noukai/flows/hello-world", json={"message": "x"}, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        sent_when_started = reply.frames_sent
+        status_seen.set()
+        raw = response.read()
+    assert sent_when_started == 1
+    frames = sse_frames(raw)
+    assert [f[0] for f in frames] == ["run_started", "step_started", "step_completed",
+                                      "flow_completed"]
+    assert [f[2] for f in frames] == ["1", "2", "3", "4"]
+    assert b"PROMPT" not in raw

@@ -72,16 +72,24 @@ STREAM_POLICIES = [
 @pytest.mark.parametrize("policy", STREAM_POLICIES)
 def test_the_stream_encoder_writes_what_browser_frame_writes(policy: EventPolicy) -> None:
     encoder = BrowserFrameEncoder(policy)
+    appender = BrowserFrameEncoder(policy)  # the same stream through encode_into
+    appended: list[bytes] = []
     next_id = 1
     written = 0
     for event in STREAM + STREAM:  # twice: the second pass runs on cached plans
         expected = browser_frame(event, policy=policy, event_id=next_id)
         assert encoder.encode(event) == expected
+        before = b"".join(appended)
+        payload_size = appender.encode_into(event, appended)
+        frame = b"".join(appended).removeprefix(before)
+        assert frame == (expected or b"")
+        # the reported size is the JSON's, which a passthrough's buffer bound adds up
+        assert payload_size == (len(expected.split(b"\ndata: ", 1)[1]) - 2 if expected else 0)
         if expected is not None:
             next_id += 1
             written += 1
     # ids count the frames written, so a dropped event leaves no gap
-    assert encoder.last_id == written
+    assert encoder.last_id == appender.last_id == written
     assert written < 2 * len(STREAM)
 
 
