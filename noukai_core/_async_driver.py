@@ -87,6 +87,8 @@ async def stream_events(
                                     stream.resume(await call_handler(handler, event.tool_calls))
                                 yield event
                         if stream.stream_done:
+                            if stream.body_ends:
+                                await transport.read_to_end(body.chunks)
                             break
             except APIConnectionError as exc:
                 exc.execution_id = exc.execution_id or stream.execution_id

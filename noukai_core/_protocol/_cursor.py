@@ -51,6 +51,11 @@ class Signal(enum.Enum):
 
 _CONTINUE = Signal.CONTINUE  # read per event: a module global is the cheapest lookup
 
+# Terminal frames after which the server ends the body at once (contract §6.4)
+# and the client reads on to that end, so the connection can be reused. Not
+# `step_error`: a stream that failed is closed without waiting on it.
+_BODY_ENDS = frozenset((Signal.NEXT_CALL, Signal.TOOLS, Signal.FINISHED))
+
 
 class StepCursor:
     def __init__(self, options: RunOptions, *, run_remaining: bool) -> None:
@@ -177,6 +182,11 @@ class StepStream:
     def opened(self, request_id: str | None) -> None:
         """The driver opened the HTTP stream for the last `next_body()`; its request id."""
         self.request_id = request_id
+
+    @property
+    def body_ends(self) -> bool:
+        """This stream's terminal frame is one after which the body ends: read it to the end."""
+        return self._signal in _BODY_ENDS
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Decode a chunk into typed events, stopping at the terminal frame."""

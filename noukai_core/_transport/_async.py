@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from noukai_core._errors import NoukaiError
 from noukai_core._protocol._retry import retry_plan
 from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._base import TransportBase
@@ -19,6 +20,10 @@ from noukai_core._transport._common import (
     needs_decoding,
     stream_error,
 )
+
+# A conforming server has ended the body when its terminal frame arrives, or
+# within a few milliseconds (its last chunk is a separate write).
+END_OF_BODY_WAIT = 0.25
 
 
 class AsyncTransport(TransportBase[httpx.AsyncClient]):
@@ -94,6 +99,26 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
             raise stream_error(exc, spec, request_id) from None
         if tail := redact.flush():
             yield tail
+
+    @staticmethod
+    async def read_to_end(chunks: AsyncIterator[bytes]) -> bool:
+        """After a terminal frame: read the body to its end, so its connection is reused.
+
+        `SyncTransport.read_to_end`, with one difference: the wait is bounded
+        by `END_OF_BODY_WAIT`, so even a server that breaks contract §6.4
+        (holding a finished stream open and silent) cannot stall the caller;
+        its connection is then dropped, as after a `break`.
+        """
+
+        async def next_or_end() -> bool:
+            async for _ in chunks:
+                return False
+            return True
+
+        try:
+            return await asyncio.wait_for(next_or_end(), END_OF_BODY_WAIT)
+        except (NoukaiError, asyncio.TimeoutError):
+            return False
 
     async def aclose(self) -> None:
         if self._owns_client:

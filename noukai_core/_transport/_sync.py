@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import httpx
 
+from noukai_core._errors import NoukaiError
 from noukai_core._protocol._retry import retry_plan
 from noukai_core._protocol._wire import RawResponse, RequestSpec
 from noukai_core._transport._base import TransportBase
@@ -97,6 +98,30 @@ class SyncTransport(TransportBase[httpx.Client]):
             raise stream_error(exc, spec, request_id) from None
         if tail := redact.flush():
             yield tail
+
+    @staticmethod
+    def read_to_end(chunks: Iterator[bytes]) -> bool:
+        """After a terminal frame: read the body to its end, so its connection is reused.
+
+        The server ends the body right after such a frame (contract §6.4), so
+        this reads at most the chunked body's last bytes. It takes at most one
+        more item: any data after the terminal frame means the body is not
+        ending, and the caller closes the stream instead, as after a `break`.
+        A failure here is no failure of the run (its last event was read):
+        the connection is dropped and nothing is raised. True when the body
+        ended (the connection went back to the pool).
+
+        Unlike `AsyncTransport.read_to_end`, this wait is not bounded below the
+        read timeout: a blocking read cannot be given a shorter deadline through
+        httpx's API. Only a server that breaks §6.4 (holding a finished stream
+        open and silent) makes it wait.
+        """
+        try:
+            for _ in chunks:
+                return False
+        except NoukaiError:
+            return False
+        return True
 
     def close(self) -> None:
         if self._owns_client:

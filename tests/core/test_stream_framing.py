@@ -126,3 +126,126 @@ def test_the_chunk_redactor_catches_keys_across_random_chunkings() -> None:
                 # Nothing is held back at a line end (no key holds one): no event is delayed.
                 assert out == stream[:end].replace(KEY.encode(), MASK.encode())
         assert out + redact.flush() == expected, (stream, bounds)
+
+
+def paused_then_done(frame: Frame) -> list[StreamPlan]:
+    """A two-segment run: the first /step ends with `step_paused`, the second finishes."""
+    return [
+        StreamPlan(
+            [
+                frame("run_started", executionId="E", runId="E", stepCount=2),
+                frame("step_completed", executionId="E", stepId="a", output={"v": 1}),
+                frame("step_paused", executionId="E", stepId="a", nextStepIndex=1),
+            ]
+        ),
+        StreamPlan(
+            [
+                frame("step_completed", executionId="E", stepId="b", output={"v": 2}),
+                frame("flow_completed", executionId="E", runId="E", result={"v": 2}),
+            ]
+        ),
+    ]
+
+
+def test_finished_streams_give_their_connection_back_to_the_pool(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # Two /step calls of one run, then a second run: three streams, one connection.
+    server.plans = [*paused_then_done(frame), StreamPlan(run_frames(frame, 2))]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+        steps = list(client.flow("o/p/f").steps(message="hi"))
+        events = list(client.flow("o/p/f").events(message="again"))
+    assert [s.output for s in steps] == [{"v": 1}, {"v": 2}]
+    assert events[-1].type == "flow_completed"
+    assert len(server.requests) == 3
+    assert server.connections == 1
+
+
+async def test_finished_streams_give_their_connection_back_to_the_pool_async(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    server.plans = [*paused_then_done(frame), StreamPlan(run_frames(frame, 2))]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+        steps = [s async for s in client.flow("o/p/f").steps(message="hi")]
+        events = [e async for e in client.flow("o/p/f").events(message="again")]
+    assert [s.output for s in steps] == [{"v": 1}, {"v": 2}]
+    assert events[-1].type == "flow_completed"
+    assert len(server.requests) == 3
+    assert server.connections == 1
+
+
+def test_a_gzipped_finished_stream_gives_its_connection_back(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    server.plans = [StreamPlan(run_frames(frame, 2), gzip=True) for _ in range(2)]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+        for _ in range(2):
+            assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
+    assert server.connections == 1
+
+
+def failed_and_held_open(frame: Frame) -> StreamPlan:
+    # After `step_error` the client must not wait on the body: this one never ends.
+    return StreamPlan(failing_frames(frame), end=False)
+
+
+def test_a_failed_stream_is_closed_without_waiting_for_its_end(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # A read timeout past pytest's own limit: waiting on this body would fail the test.
+    server.plans = [failed_and_held_open(frame), StreamPlan(run_frames(frame, 1))]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+        events = list(client.flow("o/p/f").events(message="hi"))
+        assert isinstance(events[-1], nk.StepFailed)
+        assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
+    assert server.connections == 2  # the failed stream's connection was dropped
+
+
+async def test_a_failed_stream_is_closed_without_waiting_for_its_end_async(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    server.plans = [failed_and_held_open(frame), StreamPlan(run_frames(frame, 1))]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+        events = [e async for e in client.flow("o/p/f").events(message="hi")]
+        assert isinstance(events[-1], nk.StepFailed)
+        again = [e async for e in client.flow("o/p/f").events(message="hi")]
+        assert again[-1].type == "flow_completed"
+    assert server.connections == 2
+
+
+def test_a_break_closes_the_stream_and_its_connection(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    server.plans = [StreamPlan(run_frames(frame, 3), end=False), StreamPlan(run_frames(frame, 1))]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+        for event in client.flow("o/p/f").events(message="hi"):
+            if event.type == "step_output":
+                break
+        assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
+    assert server.connections == 2
+
+
+async def test_a_finished_stream_held_open_by_a_broken_server_ends_the_iteration_async(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # Contract §6.4 says the body ends after `flow_completed`; this server holds
+    # it open and silent. The async client waits a bounded moment, then drops it.
+    server.plans = [StreamPlan(run_frames(frame, 1), end=False), StreamPlan(run_frames(frame, 1))]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+        first = [e async for e in client.flow("o/p/f").events(message="hi")]
+        again = [e async for e in client.flow("o/p/f").events(message="hi")]
+    assert first[-1].type == again[-1].type == "flow_completed"
+    assert server.connections == 2
+
+
+def test_a_finished_stream_held_open_by_a_broken_server_costs_only_the_read_timeout(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # The sync client can wait on it only up to its read timeout, and raises nothing:
+    # every event of the run was delivered.
+    server.plans = [StreamPlan(run_frames(frame, 1), end=False), StreamPlan(run_frames(frame, 1))]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url, timeout=1.0) as client:
+        first = list(client.flow("o/p/f").events(message="hi"))
+        again = list(client.flow("o/p/f").events(message="hi"))
+    assert first[-1].type == again[-1].type == "flow_completed"
+    assert server.connections == 2
