@@ -28,8 +28,8 @@ import inspect
 import os
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -37,6 +37,7 @@ from noukai_core._constants import REPLAY_ENABLED_ENV_VAR
 from noukai_core._errors import ReplayDisabledError
 from noukai_core._protocol._replay import ReplayCassette, parse_session
 from noukai_core._protocol._requests import canonical_session_uuid, session_spec
+from noukai_core._session_ids import new_session_id
 
 if TYPE_CHECKING:  # annotations only: the scope module does no I/O itself
     from noukai_core._client import AsyncNoukai, Noukai
@@ -64,31 +65,46 @@ class ScopeMode(str, enum.Enum):
     REPLAY = "replay"
 
 
-class TraceScope:
-    """An open session scope. Read `session_id` and `mode`; nothing else is needed."""
+# Guards every scope's rarely used bookkeeping (extra cassettes, calls in
+# flight). One lock for all scopes rather than one each: a scope opens on
+# every request an integration serves, and its critical sections are a few
+# dict operations long.
+_BOOKKEEPING = threading.Lock()
 
-    __slots__ = ("_extra", "_in_flight", "_lock", "cassette", "mode", "session_id")
+
+class TraceScope:
+    """An open session scope. Read `session_id` and `mode`; nothing else is needed.
+
+    Cheap to open by design (one per request under a middleware): the
+    bookkeeping dicts are made on first use, under `_BOOKKEEPING`.
+    """
+
+    __slots__ = ("_extra", "_in_flight", "cassette", "mode", "session_id")
 
     def __init__(self, session_id: str, mode: ScopeMode, cassette: ReplayCassette | None) -> None:
         self.session_id = session_id
         self.mode = mode
         self.cassette = cassette
-        self._extra: dict[str, ReplayCassette] = {}
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, int] = {}
+        self._extra: dict[str, ReplayCassette] | None = None
+        self._in_flight: dict[str, int] | None = None
 
     def cassette_for(self, session_id: str) -> ReplayCassette:
         """The cassette of an explicit `session_id=` inside a replay scope (one fetch each)."""
         canonical = canonical_session_uuid(session_id)
         if self.cassette is not None and canonical == self.cassette.session_id:
             return self.cassette
-        with self._lock:
+        with _BOOKKEEPING:
+            if self._extra is None:
+                self._extra = {}
             return self._extra.setdefault(canonical, ReplayCassette(canonical))
 
     @contextmanager
     def _tracking(self, slug: str) -> Iterator[None]:
-        with self._lock:
-            count = self._in_flight[slug] = self._in_flight.get(slug, 0) + 1
+        with _BOOKKEEPING:
+            if self._in_flight is None:
+                self._in_flight = {}
+            in_flight = self._in_flight
+            count = in_flight[slug] = in_flight.get(slug, 0) + 1
         if count > 1:
             # Replay matches by (slug, position): overlapping calls to one flow
             # record or consume positions in an order nobody chose.
@@ -101,8 +117,8 @@ class TraceScope:
         try:
             yield
         finally:
-            with self._lock:
-                self._in_flight[slug] -= 1
+            with _BOOKKEEPING:
+                in_flight[slug] -= 1
 
     def __repr__(self) -> str:
         return f"TraceScope(session_id={self.session_id!r}, mode={self.mode.value!r})"
@@ -152,23 +168,12 @@ def plan_session(explicit: str | None, default: str | None) -> SessionPlan:
     return SessionPlan(default, None)
 
 
-def new_session_id() -> str:
-    """A random UUID4 in canonical form, as `str(uuid.uuid4())` gives.
-
-    Built from the random bytes directly because a capture scope opens on
-    every request an integration serves: this costs about half of
-    `uuid.uuid4()`'s object round trip.
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+_CAPTURE = ScopeMode.CAPTURE  # looked up once: `_open` runs on every request
 
 
 def _open(replay_session_id: str | None) -> TraceScope:
     if replay_session_id is None:
-        return TraceScope(new_session_id(), ScopeMode.CAPTURE, None)
+        return TraceScope(new_session_id(), _CAPTURE, None)
     if not replay_enabled():
         raise ReplayDisabledError(
             f"replay requested but {REPLAY_ENABLED_ENV_VAR} is not true",
@@ -189,89 +194,120 @@ def _join(active: TraceScope, replay_session_id: str | None) -> TraceScope:
     return active
 
 
-def _enter(replay_session_id: str | None) -> tuple[TraceScope, bool]:
-    """The scope a `with` gets, and whether it is the outermost (which owns it)."""
-    active = _ACTIVE.get()
-    if active is not None:
-        return _join(active, replay_session_id), False
-    return _open(replay_session_id), True
+class _ScopeBlock:
+    """One `with` / `async with` block of a scope; the twins differ only in the fetch.
+
+    Classes, not `@contextmanager` generators: a capture scope opens on every
+    request an integration serves, and a generator-based context manager
+    costs about as much again as the scope itself. The outermost block sets
+    `_ACTIVE` at entry and resets it at exit (the same context, since a
+    `with` block never changes context); an inner block joins the active
+    scope and touches nothing. Replay leftovers are checked only after a
+    clean exit: an exception from the block is the error the caller needs,
+    not a leftover report on top. A block object is entered at most once.
+    """
+
+    __slots__ = ("_client", "_replay_session_id", "_scope", "_token", "_transport")
+
+    def __init__(
+        self,
+        replay_session_id: str | None,
+        transport: Transport | None,
+        client: Noukai | AsyncNoukai | None,
+    ) -> None:
+        self._replay_session_id = replay_session_id
+        self._transport = transport
+        self._client = client
+        self._token: contextvars.Token[TraceScope | None] | None = None
+
+    def _sender(self) -> Transport | None:
+        if self._transport is not None:
+            return self._transport
+        return self._client._transport if self._client is not None else None
+
+    def _activate(self, scope: TraceScope) -> TraceScope:
+        self._scope = scope
+        self._token = _ACTIVE.set(scope)
+        return scope
+
+    def _exit(self, clean: bool) -> None:
+        token = self._token
+        if token is None:
+            return  # joined an outer scope: its owner resets and checks
+        self._token = None
+        _ACTIVE.reset(token)
+        cassette = self._scope.cassette
+        if clean and cassette is not None:
+            cassette.check_leftovers()
 
 
-def _sender(client: Noukai | AsyncNoukai | None, transport: Transport | None) -> Transport | None:
-    if transport is not None:
-        return transport
-    return client._transport if client is not None else None
+class _SyncScopeBlock(_ScopeBlock):
+    __slots__ = ()
+
+    def __enter__(self) -> TraceScope:
+        active = _ACTIVE.get()
+        if active is not None:
+            return _join(active, self._replay_session_id)
+        scope = _open(self._replay_session_id)
+        sender = self._sender() if scope.cassette is not None else None
+        if scope.cassette is not None and sender is not None and not (
+            inspect.iscoroutinefunction(sender.send)
+        ):
+            response = sender.send(session_spec(scope.cassette.session_id))
+            scope.cassette.load(parse_session(cast("RawResponse", response)))
+        return self._activate(scope)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._exit(clean=exc_type is None)
 
 
-# Both scope twins make the outermost scope active themselves: `_ACTIVE` is set
-# and reset in the one frame that yields to the caller's block (a nested
-# context manager here cost a generator per request in every integration).
-# Replay leftovers are checked only after a clean exit: an exception from the
-# block is the error the caller needs, not a leftover report on top.
+class _AsyncScopeBlock(_ScopeBlock):
+    __slots__ = ()
+
+    async def __aenter__(self) -> TraceScope:
+        active = _ACTIVE.get()
+        if active is not None:
+            return _join(active, self._replay_session_id)
+        scope = _open(self._replay_session_id)
+        sender = self._sender() if scope.cassette is not None else None
+        if scope.cassette is not None and sender is not None:
+            response = sender.send(session_spec(scope.cassette.session_id))
+            if inspect.isawaitable(response):
+                response = await response
+            scope.cassette.load(parse_session(response))
+        return self._activate(scope)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._exit(clean=exc_type is None)
 
 
-@asynccontextmanager
-async def trace_scope(
+def trace_scope(
     *,
     replay_session_id: str | None = None,
     transport: Transport | None = None,
     client: Noukai | AsyncNoukai | None = None,
-) -> AsyncIterator[TraceScope]:
+) -> contextlib.AbstractAsyncContextManager[TraceScope]:
     """Group every SDK call inside under one session; replay one if asked.
 
-    `client=` (or the reference's `transport=client._transport`) lets a replay
-    scope fetch its session at entry; without it the first call fetches.
+    Use as `async with trace_scope(...) as scope:`. `client=` (or the
+    reference's `transport=client._transport`) lets a replay scope fetch its
+    session at entry; without it the first call fetches.
     """
-    scope, outermost = _enter(replay_session_id)
-    if not outermost:
-        yield scope
-        return
-    sender = _sender(client, transport)
-    if scope.cassette is not None and sender is not None:
-        response = sender.send(session_spec(scope.cassette.session_id))
-        if inspect.isawaitable(response):
-            response = await response
-        scope.cassette.load(parse_session(response))
-    token = _ACTIVE.set(scope)
-    try:
-        yield scope
-    finally:
-        _ACTIVE.reset(token)
-    if scope.cassette is not None:
-        scope.cassette.check_leftovers()
+    return _AsyncScopeBlock(replay_session_id, transport, client)
 
 
-@contextmanager
 def trace_scope_sync(
     *,
     replay_session_id: str | None = None,
     transport: Transport | None = None,
     client: Noukai | AsyncNoukai | None = None,
-) -> Iterator[TraceScope]:
+) -> contextlib.AbstractContextManager[TraceScope]:
     """The sync twin of `trace_scope` (same arguments, same scope object).
 
     An async client's transport cannot fetch here; the first call in the
     scope then fetches the session instead.
     """
-    scope, outermost = _enter(replay_session_id)
-    if not outermost:
-        yield scope
-        return
-    sender = _sender(client, transport)
-    if (
-        scope.cassette is not None
-        and sender is not None
-        and not inspect.iscoroutinefunction(sender.send)
-    ):
-        response = sender.send(session_spec(scope.cassette.session_id))
-        scope.cassette.load(parse_session(cast("RawResponse", response)))
-    token = _ACTIVE.set(scope)
-    try:
-        yield scope
-    finally:
-        _ACTIVE.reset(token)
-    if scope.cassette is not None:
-        scope.cassette.check_leftovers()
+    return _SyncScopeBlock(replay_session_id, transport, client)
 
 
 replay_scope = trace_scope
