@@ -190,14 +190,17 @@ class _Pump:
             self.ready.clear()
             if self.got_event and not self.started:
                 await self._start()
+            # A beat is cleared when it is consumed, never after a send: one
+            # asked for during a slow send still goes out.
             if self.buffer:
                 data = b"".join(self.buffer)
                 self.buffer.clear()
                 self.room.set()
+                self.beat = False  # these frames keep the connection alive too
                 await self._body(data)
-            elif self.beat and self.started:
+            elif self.beat:
+                self.beat = False
                 await self._body(HEARTBEAT)
-            self.beat = False
             if self.ended and not self.buffer:
                 break
         if self.failure is not None:
