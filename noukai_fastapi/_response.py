@@ -146,11 +146,11 @@ class _Pump:
     async def _read(self) -> None:
         # The per-event path: one `encode_into`, which appends the frame's
         # pieces to the buffer, and one size check. The writer is woken only
-        # when the buffer turns non-empty; it runs as soon as this task waits
-        # for the network, i.e. once the data already received has been
-        # decoded. Only this task appends to the buffer, and the writer only
-        # ever empties it whole, so an empty buffer means "everything counted
-        # in `size` has been sent".
+        # by an event that finds the buffer empty; it runs as soon as this
+        # task waits for the network, i.e. once the data already received
+        # has been decoded. Only this task appends to the buffer, and the
+        # writer only ever empties it whole, so an empty buffer means
+        # "everything counted in `size` has been sent".
         encode_into = BrowserFrameEncoder(self.response.policy).encode_into
         buffer = self.buffer
         ready = self.ready
