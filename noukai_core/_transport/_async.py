@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -101,7 +102,7 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
             yield tail
 
     @staticmethod
-    async def read_to_end(chunks: AsyncIterator[bytes]) -> bool:
+    async def read_to_end(chunks: AsyncIterator[bytes]) -> None:
         """After a terminal frame: read the body to its end, so its connection is reused.
 
         `SyncTransport.read_to_end`, with one difference: the wait is bounded
@@ -110,15 +111,12 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
         its connection is then dropped, as after a `break`.
         """
 
-        async def next_or_end() -> bool:
+        async def next_or_end() -> None:
             async for _ in chunks:
-                return False
-            return True
+                return
 
-        try:
-            return await asyncio.wait_for(next_or_end(), END_OF_BODY_WAIT)
-        except (NoukaiError, asyncio.TimeoutError):
-            return False
+        with contextlib.suppress(NoukaiError, asyncio.TimeoutError):
+            await asyncio.wait_for(next_or_end(), END_OF_BODY_WAIT)
 
     async def aclose(self) -> None:
         if self._owns_client:

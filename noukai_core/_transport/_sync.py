@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -100,7 +101,7 @@ class SyncTransport(TransportBase[httpx.Client]):
             yield tail
 
     @staticmethod
-    def read_to_end(chunks: Iterator[bytes]) -> bool:
+    def read_to_end(chunks: Iterator[bytes]) -> None:
         """After a terminal frame: read the body to its end, so its connection is reused.
 
         The server ends the body right after such a frame (contract §6.4), so
@@ -108,20 +109,16 @@ class SyncTransport(TransportBase[httpx.Client]):
         more item: any data after the terminal frame means the body is not
         ending, and the caller closes the stream instead, as after a `break`.
         A failure here is no failure of the run (its last event was read):
-        the connection is dropped and nothing is raised. True when the body
-        ended (the connection went back to the pool).
+        the connection is dropped and nothing is raised.
 
         Unlike `AsyncTransport.read_to_end`, this wait is not bounded below the
         read timeout: a blocking read cannot be given a shorter deadline through
         httpx's API. Only a server that breaks §6.4 (holding a finished stream
         open and silent) makes it wait.
         """
-        try:
+        with contextlib.suppress(NoukaiError):
             for _ in chunks:
-                return False
-        except NoukaiError:
-            return False
-        return True
+                return
 
     def close(self) -> None:
         if self._owns_client:
