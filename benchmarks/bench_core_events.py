@@ -12,16 +12,18 @@ streamed token chunk), where the fixed per-event cost dominates, and large
 Framing. The primary ratio uses the wire shape every SSE server sends, and
 the dev server's exactly (`curl --raw` against `noukai-dev` shows it):
 `Transfer-Encoding: chunked`, ONE chunk per event, the same response headers.
-Every chunk then costs something in each layer of both clients (h11, httpx's
-byte/text/line decoders on the raw side; httpx's byte layer, the key
-redactor and the SSE decoder on ours), so this is the cost a user sees.
+Every chunk then costs something in each layer of both clients (h11 and
+httpcore for both; httpx's byte/text/line decoders on the raw side; the key
+redactor, the SSE decoder and the step cursor on ours), so this is the cost
+a user sees.
 
 Earlier versions of this benchmark sent the whole stream as ONE
 Content-Length body instead, and printed that as the primary ratio. No SSE
 server sends a stream that way (it would have to know the whole run before
 the first byte), so it is now a printed context line only: it hands both
-clients a few 64 KB reads holding hundreds of frames each, which removes the
-per-chunk layers and isolates the pure decode cost (SSE, JSON, validation).
+clients 64 KB reads holding many frames each (~190 small or ~16 large),
+which removes the per-chunk layers and isolates the pure decode cost (SSE,
+JSON, validation), where line splitting in C is hard to match.
 
 Context lines bound what any client could do: raw lines plus `json.loads` of
 each payload, and raw lines plus pydantic validation of each payload into its
