@@ -18,7 +18,6 @@ import contextlib
 import socket
 import threading
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -120,20 +119,18 @@ class ChunkedStreamServer:
             b"cache-control: no-cache\r\nx-request-id: req_chunked\r\n"
             b"transfer-encoding: chunked\r\n"
         )
-        encode: Callable[[bytes], bytes] = bytes
-        if plan.gzip:
+        # 31: one gzip member, as `gzip` writes; flushed per event so each chunk decodes.
+        packer = zlib.compressobj(wbits=31) if plan.gzip else None
+        if packer is not None:
             head += b"content-encoding: gzip\r\n"
-            packer = zlib.compressobj(wbits=31)  # 31: a gzip member, as `gzip` writes
-
-            def encode(frame: bytes) -> bytes:
-                return packer.compress(frame) + packer.flush(zlib.Z_SYNC_FLUSH)
-
         conn.sendall(head + b"\r\n")
         for frame in plan.frames:
-            data = encode(frame)
+            data = frame
+            if packer is not None:
+                data = packer.compress(frame) + packer.flush(zlib.Z_SYNC_FLUSH)
             conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
         if plan.end:
-            tail = packer.flush() if plan.gzip else b""
+            tail = packer.flush() if packer is not None else b""
             conn.sendall((b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n")
 
     def close(self) -> None:
