@@ -30,6 +30,9 @@ class StreamPlan:
     # False: after the last frame the body is neither ended nor closed until
     # the server stops (a server that breaks contract §6.4).
     end: bool = True
+    # After the last frame, close the connection without ending the body (a
+    # FIN, not a reset: every frame sent is still read, whatever the timing).
+    cut: bool = False
 
 
 @dataclass
@@ -104,6 +107,8 @@ class ChunkedStreamServer:
                     )
                     continue
                 self._stream(conn, plan)
+                if plan.cut:
+                    return
                 if not plan.end:
                     self._stop.wait(120)  # past pytest-timeout: a client that waits fails
                     return
@@ -129,7 +134,7 @@ class ChunkedStreamServer:
             if packer is not None:
                 data = packer.compress(frame) + packer.flush(zlib.Z_SYNC_FLUSH)
             conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
-        if plan.end:
+        if plan.end and not plan.cut:
             tail = packer.flush() if packer is not None else b""
             conn.sendall((b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n")
 

@@ -249,3 +249,24 @@ def test_a_finished_stream_held_open_by_a_broken_server_costs_only_the_read_time
         again = list(client.flow("o/p/f").events(message="hi"))
     assert first[-1].type == again[-1].type == "flow_completed"
     assert server.connections == 2
+
+
+def test_a_body_cut_after_the_terminal_frame_is_no_error_and_nothing_is_resent(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # Every event of the run arrived; only reading the body's end failed.
+    server.plans = [StreamPlan(run_frames(frame, 1), cut=True)]
+    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+        events = list(client.flow("o/p/f").events(message="hi"))
+    assert events[-1].type == "flow_completed"
+    assert len(server.requests) == 1
+
+
+async def test_a_body_cut_after_the_terminal_frame_is_no_error_and_nothing_is_resent_async(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    server.plans = [StreamPlan(run_frames(frame, 1), cut=True)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+        events = [e async for e in client.flow("o/p/f").events(message="hi")]
+    assert events[-1].type == "flow_completed"
+    assert len(server.requests) == 1
