@@ -48,6 +48,10 @@ logger = logging.getLogger("noukai_fastapi")
 
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
 HEARTBEAT = encode_comment()
+# One default policy for every response given none: a policy is immutable
+# but caches what it works out per event class, which a fresh one per
+# response would work out again for every stream.
+_DEFAULT_POLICY = EventPolicy()
 
 
 class _Disconnected(Exception):
@@ -70,7 +74,7 @@ class FlowEventsResponse(Response):
         # Response.__init__ is not called: with no body it would add
         # `content-length: 0`; a stream has no length (like StreamingResponse).
         self.events = events
-        self.policy = policy or EventPolicy()
+        self.policy = policy or _DEFAULT_POLICY
         self.heartbeat_interval = heartbeat_interval
         self.status_code = 200
         self.background = None

@@ -8,8 +8,9 @@ Two forms, with the same output (a test holds them equal):
 
 - `browser_frame(event, policy=..., event_id=...)`: one event, one frame;
 - `BrowserFrameEncoder(policy)`: one per stream. It numbers the frames itself
-  and keeps, per event class, everything that does not depend on the event
-  (the frame's head bytes, the serializer, the pydantic `exclude`), so a
+  and knows, per event class, everything that does not depend on the event
+  (the frame's head bytes, the serializer, the pydantic `exclude`; worked
+  out once per policy and shared by its streams), so a
   streamed event costs one dict lookup, one call into pydantic's serializer
   and one small bytes format (the `id:`). `encode_into` appends the frame to
   a caller's buffer in pieces, for a passthrough that joins many frames into
@@ -73,7 +74,7 @@ class BrowserFrameEncoder:
     def __init__(self, policy: EventPolicy) -> None:
         self.policy = policy
         self.last_id = 0
-        self._plans: dict[type[Any], _ClassPlan] = {}
+        self._plans: dict[type[Any], _ClassPlan] = policy._frame_plans  # shared, see there
 
     def encode(self, event: Any) -> bytes | None:
         """The next frame for `event`, or `None` when the policy drops it."""

@@ -138,6 +138,15 @@ class EventPolicy:
     _plans: dict[tuple[type[BaseModel], str], _Plan] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # Per event class, the frame plan `BrowserFrameEncoder` works out from a
+    # class's first event. Kept here, not per encoder, so every stream under
+    # this policy starts with its plans known: most runs stream a few dozen
+    # events, and working out plans again per stream cost more than the
+    # streaming of those events did. Plans depend only on the class and this
+    # policy; two threads that learn one at once store equal values.
+    _frame_plans: dict[type[Any], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def forwarding(self, *event_types: str) -> EventPolicy:
         """A copy that also forwards `event_types`."""

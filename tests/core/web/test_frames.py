@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -91,6 +92,19 @@ def test_the_stream_encoder_writes_what_browser_frame_writes(policy: EventPolicy
     # ids count the frames written, so a dropped event leaves no gap
     assert encoder.last_id == appender.last_id == written
     assert written < 2 * len(STREAM)
+
+
+@pytest.mark.parametrize("policy", STREAM_POLICIES)
+def test_streams_under_one_policy_share_plans_but_not_ids(policy: EventPolicy) -> None:
+    # The second stream starts with every class plan the first worked out;
+    # what it writes must not depend on that, and its ids start again at 1.
+    def stream(encoder: BrowserFrameEncoder) -> list[bytes | None]:
+        return [encoder.encode(event) for event in STREAM]
+
+    first = stream(BrowserFrameEncoder(policy))
+    assert stream(BrowserFrameEncoder(policy)) == first
+    assert stream(BrowserFrameEncoder(replace(policy))) == first  # equal policy, nothing cached
+    assert b"\nid: 1\n" in next(frame for frame in first if frame is not None)
 
 
 def test_the_stream_encoder_keeps_secrets_out_of_cached_frames() -> None:
