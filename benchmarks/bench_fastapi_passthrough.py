@@ -25,8 +25,8 @@ Measurements, in one run:
    (user + system, from /proc) over events per CPU-second of the direct
    reader (this process, also from /proc). The passthrough decodes with
    `events()` too, so the CPU ratio is the share of its work that decoding
-   is, and it hardly moves when other processes compete for the 2 cores,
-   while the wall-clock ratio needs three busy processes (upstream,
+   is. It moves much less than the wall-clock ratio when other processes
+   compete for the 2 cores: that one needs three busy processes (upstream,
    passthrough, reader) and so also measures the scheduler;
 2. the time to first event each way, and the time the passthrough adds;
 3. 200 concurrent passthrough streams (a slow upstream keeps them all open
