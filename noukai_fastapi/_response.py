@@ -139,8 +139,7 @@ class _Pump:
             if not writer.done():
                 logger.info("browser disconnected; closing the upstream flow stream")
         finally:
-            for task in (heartbeat, watcher, writer, reader):
-                await _cancel(task)
+            await _cancel((heartbeat, watcher, writer, reader))
             await _close(self.response.events)
         if writer.done() and not writer.cancelled():
             exc = writer.exception()
@@ -249,17 +248,23 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-async def _cancel(task: asyncio.Future[Any]) -> None:
-    if task.done():
+async def _cancel(tasks: tuple[asyncio.Future[Any], ...]) -> None:
+    """Cancel the tasks still running and wait for all of them to finish unwinding.
+
+    All are cancelled before any is waited for, so they unwind together (one
+    wait, not one per task) and a cancellation of our own during the wait
+    cannot leave one uncancelled. Waiting matters: the reader closes the
+    upstream stream as it unwinds. `asyncio.wait` does not raise the tasks'
+    `CancelledError`, which would look like our own cancellation.
+    """
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
         if not task.cancelled():
             task.exception()  # mark retrieved: no "never retrieved" warning
-        return
-    task.cancel()
-    # Wait for it to finish unwinding (the upstream stream closes in there)
-    # without letting its CancelledError look like our own cancellation.
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()
 
 
 async def _close(events: AsyncIterator[Any]) -> None:
