@@ -18,7 +18,7 @@ from noukai_core._transport._common import (
     TransportSettings,
     connection_error,
     limits,
-    needs_decoding,
+    reads_raw,
     stream_error,
 )
 
@@ -81,17 +81,17 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
     ) -> AsyncIterator[bytes]:
         """The body's chunks as they arrive, redacted; transport failures typed.
 
-        As in `SyncTransport._chunks`: `aiter_bytes` only when a
-        Content-Encoding must be undone, else the response's byte stream.
+        As in `SyncTransport._chunks`: the response's byte stream, or
+        `aiter_bytes` when it would change something (see `reads_raw`).
         """
         redact = self._redact.chunks()
         feed = redact.feed
         source: AsyncIterable[bytes]
-        if needs_decoding(response):
-            source = response.aiter_bytes()
-        else:
+        if reads_raw(response):
             assert isinstance(response.stream, httpx.AsyncByteStream)
             source = response.stream
+        else:
+            source = response.aiter_bytes()
         try:
             async for chunk in source:
                 if out := feed(chunk):

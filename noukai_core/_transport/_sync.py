@@ -18,7 +18,7 @@ from noukai_core._transport._common import (
     TransportSettings,
     connection_error,
     limits,
-    needs_decoding,
+    reads_raw,
     stream_error,
 )
 
@@ -78,19 +78,19 @@ class SyncTransport(TransportBase[httpx.Client]):
         """The body's chunks as they arrive, redacted; transport failures typed.
 
         Runs once per event (servers send a chunk per event), so it reads the
-        fewest layers that keep httpx's behaviour: `iter_bytes` when a
-        Content-Encoding must be undone, else the response's own byte stream,
-        which is what `iter_bytes` would pass on unchanged, minus two
-        generator layers per chunk.
+        fewest layers that keep httpx's behaviour: the response's own byte
+        stream, which is what `iter_bytes` would pass on unchanged, minus two
+        generator layers per chunk; `iter_bytes` itself when it would change
+        something (see `reads_raw`).
         """
         redact = self._redact.chunks()
         feed = redact.feed
         source: Iterable[bytes]
-        if needs_decoding(response):
-            source = response.iter_bytes()
-        else:
+        if reads_raw(response):
             assert isinstance(response.stream, httpx.SyncByteStream)
             source = response.stream
+        else:
+            source = response.iter_bytes()
         try:
             for chunk in source:
                 if out := feed(chunk):

@@ -11,6 +11,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from chunked_server import ChunkedStreamServer, StreamPlan
 
@@ -270,3 +271,32 @@ async def test_a_body_cut_after_the_terminal_frame_is_no_error_and_nothing_is_re
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert events[-1].type == "flow_completed"
     assert len(server.requests) == 1
+
+
+def test_a_body_already_read_by_a_callers_response_hook_still_yields_every_event(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    # A caller-supplied client whose hook reads each body (say, to log it):
+    # the stream's bytes are then replayed from what httpx kept.
+    server.plans = [StreamPlan(run_frames(frame, 5))]
+    with (
+        httpx.Client(event_hooks={"response": [lambda response: response.read()]}) as http,
+        nk.Noukai(api_key=KEY, base_url=server.base_url, http_client=http) as client,
+    ):
+        events = list(client.flow("o/p/f").events(message="hi"))
+    assert describe(events) == EXPECTED
+
+
+async def test_a_body_already_read_by_a_callers_response_hook_still_yields_every_event_async(
+    server: ChunkedStreamServer, frame: Frame
+) -> None:
+    async def read(response: httpx.Response) -> None:
+        await response.aread()
+
+    server.plans = [StreamPlan(run_frames(frame, 5))]
+    async with (
+        httpx.AsyncClient(event_hooks={"response": [read]}) as http,
+        nk.AsyncNoukai(api_key=KEY, base_url=server.base_url, http_client=http) as client,
+    ):
+        events = [e async for e in client.flow("o/p/f").events(message="hi")]
+    assert describe(events) == EXPECTED
