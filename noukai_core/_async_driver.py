@@ -88,7 +88,7 @@ async def stream_events(
                                 yield event
                         if stream.stream_done:
                             if stream.body_ends:
-                                await transport.read_to_end(body.chunks)
+                                await transport.read_to_end(body)
                             break
             except APIConnectionError as exc:
                 exc.execution_id = exc.execution_id or stream.execution_id

@@ -97,7 +97,7 @@ def stream_events(
                                 yield event
                         if stream.stream_done:
                             if stream.body_ends:
-                                transport.read_to_end(body.chunks)
+                                transport.read_to_end(body)
                             break
             except APIConnectionError as exc:
                 exc.execution_id = exc.execution_id or stream.execution_id

@@ -17,6 +17,7 @@ from noukai_core._transport._common import (
     StreamBody,
     TransportSettings,
     connection_error,
+    keeps_alive,
     limits,
     reads_raw,
     stream_error,
@@ -72,7 +73,8 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
                     raise connection_error(exc, spec) from None
                 raise self._stream_refused(spec, attempt, response, content)
             request_id = self._stream_opened(spec, attempt, response)
-            yield StreamBody(self._chunks(response, spec, request_id), request_id)
+            chunks = self._chunks(response, spec, request_id)
+            yield StreamBody(chunks, request_id, reusable=keeps_alive(response))
         finally:
             await response.aclose()
 
@@ -102,7 +104,7 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
             yield tail
 
     @staticmethod
-    async def read_to_end(chunks: AsyncIterator[bytes]) -> None:
+    async def read_to_end(body: StreamBody[AsyncIterator[bytes]]) -> None:
         """After a terminal frame: read the body to its end, so its connection is reused.
 
         `SyncTransport.read_to_end`, with one difference: the wait is bounded
@@ -111,8 +113,11 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
         its connection is then dropped, as after a `break`.
         """
 
+        if not body.reusable:
+            return
+
         async def next_or_end() -> None:
-            async for _ in chunks:
+            async for _ in body.chunks:
                 return
 
         with contextlib.suppress(NoukaiError, asyncio.TimeoutError):

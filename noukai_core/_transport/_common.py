@@ -148,12 +148,25 @@ def reads_raw(response: httpx.Response) -> bool:
 ChunksT = TypeVar("ChunksT")
 
 
+def keeps_alive(response: httpx.Response) -> bool:
+    """Whether the connection may serve another request once this response's body ends."""
+    tokens = {token.strip().lower() for token in response.headers.get("connection", "").split(",")}
+    if response.http_version == "HTTP/1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens
+
+
 @dataclass(frozen=True)
 class StreamBody(Generic[ChunksT]):
-    """An open streamed response: its byte chunks, and its request id for errors."""
+    """An open streamed response: its byte chunks, and its request id for errors.
+
+    `reusable`: its connection can go back to the pool once the body ends,
+    so reading on to that end after the last frame that matters pays off.
+    """
 
     chunks: ChunksT
     request_id: str | None
+    reusable: bool
 
 
 def _body_for_log(content: bytes) -> Any:

@@ -17,6 +17,7 @@ from noukai_core._transport._common import (
     StreamBody,
     TransportSettings,
     connection_error,
+    keeps_alive,
     limits,
     reads_raw,
     stream_error,
@@ -68,7 +69,8 @@ class SyncTransport(TransportBase[httpx.Client]):
                     raise connection_error(exc, spec) from None
                 raise self._stream_refused(spec, attempt, response, content)
             request_id = self._stream_opened(spec, attempt, response)
-            yield StreamBody(self._chunks(response, spec, request_id), request_id)
+            chunks = self._chunks(response, spec, request_id)
+            yield StreamBody(chunks, request_id, reusable=keeps_alive(response))
         finally:
             response.close()
 
@@ -101,7 +103,7 @@ class SyncTransport(TransportBase[httpx.Client]):
             yield tail
 
     @staticmethod
-    def read_to_end(chunks: Iterator[bytes]) -> None:
+    def read_to_end(body: StreamBody[Iterator[bytes]]) -> None:
         """After a terminal frame: read the body to its end, so its connection is reused.
 
         The server ends the body right after such a frame (contract §6.4), so
@@ -109,15 +111,18 @@ class SyncTransport(TransportBase[httpx.Client]):
         more item: any data after the terminal frame means the body is not
         ending, and the caller closes the stream instead, as after a `break`.
         A failure here is no failure of the run (its last event was read):
-        the connection is dropped and nothing is raised.
+        the connection is dropped and nothing is raised. A connection that
+        cannot be reused (`Connection: close`) is not waited on at all.
 
         Unlike `AsyncTransport.read_to_end`, this wait is not bounded below the
         read timeout: a blocking read cannot be given a shorter deadline through
         httpx's API. Only a server that breaks §6.4 (holding a finished stream
         open and silent) makes it wait.
         """
+        if not body.reusable:
+            return
         with contextlib.suppress(NoukaiError):
-            for _ in chunks:
+            for _ in body.chunks:
                 return
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from chunked_server import ChunkedStreamServer, StreamPlan
+from misbehaving_server import Conn, Responder, ScriptedServer, SeenRequest
 
 import noukai_core as nk
 from noukai_core._transport._redact import MASK, Redactor
@@ -300,3 +301,32 @@ async def test_a_body_already_read_by_a_callers_response_hook_still_yields_every
     ):
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert describe(events) == EXPECTED
+
+
+def held_after_finishing(frame: Frame) -> Responder:
+    """A `Connection: close` stream (no reuse possible) held open after its last frame."""
+
+    def responder(request: SeenRequest, conn: Conn) -> None:
+        conn.start_stream()
+        conn.send(b"".join(run_frames(frame, 1)))
+        conn.stall(120)  # past pytest-timeout: a client that waits on it fails
+
+    return responder
+
+
+def test_a_stream_whose_connection_cannot_be_reused_is_not_read_to_its_end(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
+    scripted_server.responders = [held_after_finishing(frame)]
+    with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url, timeout=120) as client:
+        events = list(client.flow("o/p/f").events(message="hi"))
+    assert events[-1].type == "flow_completed"
+
+
+async def test_a_stream_whose_connection_cannot_be_reused_is_not_read_to_its_end_async(
+    scripted_server: ScriptedServer, frame: Frame
+) -> None:
+    scripted_server.responders = [held_after_finishing(frame)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url) as client:
+        events = [e async for e in client.flow("o/p/f").events(message="hi")]
+    assert events[-1].type == "flow_completed"
