@@ -212,14 +212,8 @@ class StepStream:
         frames = self._decoder.feed(chunk)
         if len(frames) != 1:
             return self._iter_typed(frames) if frames else ()
-        # `_typed`, inlined: this is the per-event path of every stream.
-        event = parse_stream_event(frames[0])
-        if event is None:
-            return ()
-        signal = self.cursor.observe(event)
-        if signal is not _CONTINUE:
-            self._terminal(event, signal)
-        return (event,)
+        event = self._typed(frames[0])
+        return () if event is None else (event,)
 
     def _iter_typed(self, frames: list[ServerSentEvent]) -> Iterator[StreamEvent]:
         typed = self._typed
