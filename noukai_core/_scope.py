@@ -171,9 +171,7 @@ def plan_session(explicit: str | None, default: str | None) -> SessionPlan:
 _CAPTURE = ScopeMode.CAPTURE  # looked up once: `_open` runs on every request
 
 
-def _open(replay_session_id: str | None) -> TraceScope:
-    if replay_session_id is None:
-        return TraceScope(new_session_id(), _CAPTURE, None)
+def _replay_scope(replay_session_id: str) -> TraceScope:
     if not replay_enabled():
         raise ReplayDisabledError(
             f"replay requested but {REPLAY_ENABLED_ENV_VAR} is not true",
@@ -197,118 +195,113 @@ def _join(active: TraceScope, replay_session_id: str | None) -> TraceScope:
 class _ScopeBlock:
     """One `with` / `async with` block of a scope; the twins differ only in the fetch.
 
-    Classes, not `@contextmanager` generators: a capture scope opens on every
-    request an integration serves, and a generator-based context manager
-    costs about as much again as the scope itself. The outermost block sets
-    `_ACTIVE` at entry and resets it at exit (the same context, since a
-    `with` block never changes context); an inner block joins the active
-    scope and touches nothing. Replay leftovers are checked only after a
-    clean exit: an exception from the block is the error the caller needs,
-    not a leftover report on top. A block object is entered at most once.
+    Classes, not `@contextmanager` generators, and flat code on the capture
+    path: a capture scope opens on every request an integration serves, and
+    each Python call there costs the request about 1% of a trivial route.
+    The outermost block sets `_ACTIVE` at entry and resets it at exit (the
+    same context, since a `with` block never changes context); an inner
+    block joins the active scope and touches nothing. Replay leftovers are
+    checked only after a clean exit: an exception from the block is the
+    error the caller needs, not a leftover report on top. A block object is
+    entered at most once.
     """
 
     __slots__ = ("_client", "_replay_session_id", "_scope", "_token", "_transport")
 
     def __init__(
         self,
-        replay_session_id: str | None,
-        transport: Transport | None,
-        client: Noukai | AsyncNoukai | None,
+        *,
+        replay_session_id: str | None = None,
+        transport: Transport | None = None,
+        client: Noukai | AsyncNoukai | None = None,
     ) -> None:
         self._replay_session_id = replay_session_id
         self._transport = transport
         self._client = client
         self._token: contextvars.Token[TraceScope | None] | None = None
 
+    def _open(self) -> TraceScope | None:
+        """The active scope to join, else None after making `self._scope` (not yet active)."""
+        active = _ACTIVE.get()
+        if active is not None:
+            return _join(active, self._replay_session_id)
+        if self._replay_session_id is None:
+            self._scope = TraceScope(new_session_id(), _CAPTURE, None)
+        else:
+            self._scope = _replay_scope(self._replay_session_id)
+        return None
+
     def _sender(self) -> Transport | None:
         if self._transport is not None:
             return self._transport
         return self._client._transport if self._client is not None else None
 
-    def _activate(self, scope: TraceScope) -> TraceScope:
-        self._scope = scope
-        self._token = _ACTIVE.set(scope)
-        return scope
-
-    def _exit(self, clean: bool) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         token = self._token
         if token is None:
             return  # joined an outer scope: its owner resets and checks
         self._token = None
         _ACTIVE.reset(token)
         cassette = self._scope.cassette
-        if clean and cassette is not None:
+        if cassette is not None and exc_type is None:
             cassette.check_leftovers()
 
 
 class _SyncScopeBlock(_ScopeBlock):
+    """The sync twin of `trace_scope` (same arguments, same scope object).
+
+    An async client's transport cannot fetch here; the first call in the
+    scope then fetches the session instead.
+    """
+
     __slots__ = ()
 
     def __enter__(self) -> TraceScope:
-        active = _ACTIVE.get()
-        if active is not None:
-            return _join(active, self._replay_session_id)
-        scope = _open(self._replay_session_id)
-        sender = self._sender() if scope.cassette is not None else None
-        if scope.cassette is not None and sender is not None and not (
-            inspect.iscoroutinefunction(sender.send)
-        ):
-            response = sender.send(session_spec(scope.cassette.session_id))
-            scope.cassette.load(parse_session(cast("RawResponse", response)))
-        return self._activate(scope)
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self._exit(clean=exc_type is None)
+        joined = self._open()
+        if joined is not None:
+            return joined
+        scope = self._scope
+        if scope.cassette is not None:
+            sender = self._sender()
+            if sender is not None and not inspect.iscoroutinefunction(sender.send):
+                response = sender.send(session_spec(scope.cassette.session_id))
+                scope.cassette.load(parse_session(cast("RawResponse", response)))
+        self._token = _ACTIVE.set(scope)
+        return scope
 
 
 class _AsyncScopeBlock(_ScopeBlock):
-    __slots__ = ()
-
-    async def __aenter__(self) -> TraceScope:
-        active = _ACTIVE.get()
-        if active is not None:
-            return _join(active, self._replay_session_id)
-        scope = _open(self._replay_session_id)
-        sender = self._sender() if scope.cassette is not None else None
-        if scope.cassette is not None and sender is not None:
-            response = sender.send(session_spec(scope.cassette.session_id))
-            if inspect.isawaitable(response):
-                response = await response
-            scope.cassette.load(parse_session(response))
-        return self._activate(scope)
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self._exit(clean=exc_type is None)
-
-
-def trace_scope(
-    *,
-    replay_session_id: str | None = None,
-    transport: Transport | None = None,
-    client: Noukai | AsyncNoukai | None = None,
-) -> contextlib.AbstractAsyncContextManager[TraceScope]:
     """Group every SDK call inside under one session; replay one if asked.
 
     Use as `async with trace_scope(...) as scope:`. `client=` (or the
     reference's `transport=client._transport`) lets a replay scope fetch its
     session at entry; without it the first call fetches.
     """
-    return _AsyncScopeBlock(replay_session_id, transport, client)
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> TraceScope:
+        joined = self._open()
+        if joined is not None:
+            return joined
+        scope = self._scope
+        if scope.cassette is not None:
+            sender = self._sender()
+            if sender is not None:
+                response = sender.send(session_spec(scope.cassette.session_id))
+                if inspect.isawaitable(response):
+                    response = await response
+                scope.cassette.load(parse_session(response))
+        self._token = _ACTIVE.set(scope)
+        return scope
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.__exit__(exc_type, *exc)
 
 
-def trace_scope_sync(
-    *,
-    replay_session_id: str | None = None,
-    transport: Transport | None = None,
-    client: Noukai | AsyncNoukai | None = None,
-) -> contextlib.AbstractContextManager[TraceScope]:
-    """The sync twin of `trace_scope` (same arguments, same scope object).
-
-    An async client's transport cannot fetch here; the first call in the
-    scope then fetches the session instead.
-    """
-    return _SyncScopeBlock(replay_session_id, transport, client)
-
-
+# The public names are the classes themselves: calling one builds the block,
+# with no function call in between (this runs once per request).
+trace_scope = _AsyncScopeBlock
+trace_scope_sync = _SyncScopeBlock
 replay_scope = trace_scope
 replay_scope_sync = trace_scope_sync

@@ -49,29 +49,24 @@ logger = logging.getLogger("noukai_fastapi")
 _SESSION_HEADER = HEADER_RESPONSE_SESSION.lower().encode("latin-1")
 
 
-def _with_session_header(message: Message, session_id: str) -> Message:
-    """A copy of a response start carrying `X-Noukai-Session: session_id`.
+def _with_session_header(message: Message, header: tuple[bytes, bytes]) -> Message:
+    """A copy of a response start carrying `header` (`X-Noukai-Session`).
 
     A copy, never an in-place edit: the headers list can belong to a
     response object the app reuses. An existing session header (set by the
     app or by an outer copy of this middleware) is replaced, never doubled.
+    Names are compared as sent: ASGI requires response header names in
+    lowercase.
     """
     headers = message.get("headers", ())
     for name, _ in headers:
-        if name.lower() == _SESSION_HEADER:
-            headers = [item for item in headers if item[0].lower() != _SESSION_HEADER]
+        if name == _SESSION_HEADER:
+            headers = [item for item in headers if item[0] != _SESSION_HEADER]
             break
-    return {**message, "headers": [*headers, (_SESSION_HEADER, session_id.encode("latin-1"))]}
+    return {**message, "headers": [*headers, header]}
 
 
 _REPLAY_HEADER = HEADER_REPLAY.lower().encode("latin-1")
-
-
-def _replay_header(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == _REPLAY_HEADER:  # ASGI servers lowercase header names
-            return bytes(value).decode("latin-1")
-    return None
 
 
 class NoukaiTraceMiddleware:
@@ -95,35 +90,42 @@ class NoukaiTraceMiddleware:
                 send = self._closing_at_shutdown(send)
             await self.app(scope, receive, send)
             return
-        header = _replay_header(scope)
-        if header is not None:
-            # The gate (an environment read) is only consulted when the header
-            # is there: the common request pays for one scan of its headers.
-            try:
-                replay_id = replay_session_id(header)
-            except InvalidReplayHeader as exc:
-                await send_error_response(send, replay_error_response(exc))
-                return
-            if replay_id is not None:
-                await _RequestSession(self, scope, receive, send, replay_id).run()
-                return
+        # Everything below runs on every request, so it is kept flat: one
+        # scan of the headers, the scope's own `with`, one closure.
+        for name, value in scope.get("headers", ()):
+            if name == _REPLAY_HEADER:  # ASGI servers lowercase header names
+                # The gate (an environment read) is only consulted when the
+                # header is there.
+                if await self._replay(scope, receive, send, bytes(value).decode("latin-1")):
+                    return
+                break
         # The common request: a fresh session, nothing held back, nothing to
         # map. Capture does no I/O, so the sync twin of the scope serves (the
-        # same context variable) at a fraction of the async context manager's
-        # cost. This runs on every request, so it is inlined here rather than
-        # a method (one coroutine frame fewer).
+        # same context variable) at a fraction of the async one's cost.
         with trace_scope_sync() as session:
-            session_id = session.session_id
+            header = (_SESSION_HEADER, session.session_id.encode("latin-1"))
 
             def send_with_session(message: Message) -> Awaitable[None]:
                 # A plain function returning the server's awaitable, not a
                 # coroutine: every message would otherwise pay for one more
                 # coroutine frame. Callers only ever `await send(message)`.
                 if message["type"] == "http.response.start":
-                    message = _with_session_header(message, session_id)
+                    message = _with_session_header(message, header)
                 return send(message)
 
             await self.app(scope, receive, send_with_session)
+
+    async def _replay(self, scope: Scope, receive: Receive, send: Send, header: str) -> bool:
+        """Answer a request carrying a replay header; False when it is to be ignored."""
+        try:
+            replay_id = replay_session_id(header)
+        except InvalidReplayHeader as exc:
+            await send_error_response(send, replay_error_response(exc))
+            return True
+        if replay_id is None:
+            return False  # replay is off: the header is ignored
+        await _RequestSession(self, scope, receive, send, replay_id).run()
+        return True
 
     def _closing_at_shutdown(self, send: Send) -> Send:
         """`send` for the lifespan scope: close our own client before shutdown completes.
@@ -196,7 +198,8 @@ class _RequestSession:
     async def _send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            self.held.append(_with_session_header(message, self.session_id))
+            header = (_SESSION_HEADER, self.session_id.encode("latin-1"))
+            self.held.append(_with_session_header(message, header))
             return
         elif self.held:
             if (
