@@ -231,10 +231,17 @@ class _ScopeBlock:
             self._scope = _replay_scope(self._replay_session_id)
         return None
 
-    def _sender(self) -> Transport | None:
-        if self._transport is not None:
-            return self._transport
-        return self._client._transport if self._client is not None else None
+    def _fetcher(self) -> tuple[ReplayCassette, Transport] | None:
+        """For a new replay scope given a client or transport: its cassette and who fetches it."""
+        cassette = self._scope.cassette
+        sender = self._transport
+        if sender is None and self._client is not None:
+            sender = self._client._transport
+        return (cassette, sender) if cassette is not None and sender is not None else None
+
+    def _activate(self) -> TraceScope:
+        self._token = _ACTIVE.set(self._scope)
+        return self._scope
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         token = self._token
@@ -260,14 +267,12 @@ class _SyncScopeBlock(_ScopeBlock):
         joined = self._open()
         if joined is not None:
             return joined
-        scope = self._scope
-        if scope.cassette is not None:
-            sender = self._sender()
-            if sender is not None and not inspect.iscoroutinefunction(sender.send):
-                response = sender.send(session_spec(scope.cassette.session_id))
-                scope.cassette.load(parse_session(cast("RawResponse", response)))
-        self._token = _ACTIVE.set(scope)
-        return scope
+        if self._scope.cassette is not None and (fetch := self._fetcher()) is not None:
+            cassette, sender = fetch
+            if not inspect.iscoroutinefunction(sender.send):
+                response = sender.send(session_spec(cassette.session_id))
+                cassette.load(parse_session(cast("RawResponse", response)))
+        return self._activate()
 
 
 class _AsyncScopeBlock(_ScopeBlock):
@@ -284,16 +289,13 @@ class _AsyncScopeBlock(_ScopeBlock):
         joined = self._open()
         if joined is not None:
             return joined
-        scope = self._scope
-        if scope.cassette is not None:
-            sender = self._sender()
-            if sender is not None:
-                response = sender.send(session_spec(scope.cassette.session_id))
-                if inspect.isawaitable(response):
-                    response = await response
-                scope.cassette.load(parse_session(response))
-        self._token = _ACTIVE.set(scope)
-        return scope
+        if self._scope.cassette is not None and (fetch := self._fetcher()) is not None:
+            cassette, sender = fetch
+            response = sender.send(session_spec(cassette.session_id))
+            if inspect.isawaitable(response):
+                response = await response
+            cassette.load(parse_session(response))
+        return self._activate()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.__exit__(exc_type, *exc)
