@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import httpx
 from devserver_helpers import Api, assert_error, wait_for
@@ -90,3 +91,39 @@ def test_an_invalid_key_is_400(api: Api) -> None:
     response = api.execute("hello-world", {"message": "x"},
                            headers={"Idempotency-Key": "k" * 300})
     assert_error(response, 400, "IDEMPOTENCY_KEY_INVALID")
+
+
+def test_a_5xx_outcome_is_not_stored_under_its_key(
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    """The dev server's 5xx for a POST that starts work: an /execute still running when
+    the server stops answers 503 `SERVER_SHUTTING_DOWN`. That outcome must not be kept
+    under its key (a retry after a server failure has to be able to run), so after a
+    restart on the same database the same key runs the flow instead of replaying 503."""
+    server = noukai_devserver_factory(slow_seconds=5.0)  # still running when we stop it
+    api = Api(server)
+    sid = str(uuid.uuid4())
+    headers = {**_key(), "X-Session-Id": sid}
+    body = {"message": "retry me"}
+    first: dict[str, httpx.Response] = {}
+    thread = threading.Thread(target=lambda: first.setdefault(
+        "r", api.execute("slow-steps", body, headers=headers)))
+    thread.start()
+    wait_for(lambda: api.get(f"/seq/sessions/{sid}").status_code == 200)
+    server.stop()
+    thread.join(30)
+    assert_error(first["r"], 503, "SERVER_SHUTTING_DOWN")
+    server.options["slow_seconds"] = 0.01  # the repeat need not be slow
+    server.start()
+    again = api.execute("slow-steps", body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["status"] == "completed"
+    executions = api.get(f"/seq/sessions/{sid}").json()["executions"]
+    assert [e["status"] for e in executions] == ["cancelled", "completed"]
+    assert executions[1]["executionId"] == again.json()["executionId"]
+    # That success is stored: one more repeat replays it without running anything.
+    replayed = api.execute("slow-steps", body, headers=headers)
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json() == again.json()
+    assert len(api.get(f"/seq/sessions/{sid}").json()["executions"]) == 2
+    api.close()
