@@ -55,6 +55,7 @@ class ServerOptions:
     snapshot_limit: int = 256 * 1024
     openai_base_url: str | None = None
     reload_interval: float = 0.5
+    idle_runs_in_memory: int = 256
 
 
 @dataclass
@@ -77,7 +78,7 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.broker = Broker()
-        self.runs = Runs(self.store, self.broker)
+        self.runs = Runs(self.store, self.broker, self.options.idle_runs_in_memory)
         self.balances = Balances(self.store, {o.name: o.credits
                                               for o in self.workspace.orgs.values()})
         self.engine = Engine(self.runs, self.balances, EngineOptions(

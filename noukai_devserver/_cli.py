@@ -72,6 +72,9 @@ def serve(
         help="OpenAI-compatible endpoint for 'openai/<model>' blocks (optional).")] = None,
     reload_interval: Annotated[float, typer.Option(
         help="Flow files and published versions are re-checked this often, s.")] = 0.5,
+    idle_runs_in_memory: Annotated[int, typer.Option(
+        help="Runs waiting for their client (between steps, at a tool pause) kept in "
+             "memory; older ones are reloaded from the database when continued.")] = 256,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve the Noukai HTTP API (without a command); `publish` publishes a flow version."""
@@ -87,7 +90,7 @@ def serve(
         job_workers=job_workers, stream_delay=stream_delay,
         live_idle_timeout=live_idle_timeout, max_body_bytes=max_body_bytes,
         snapshot_limit=snapshot_limit, openai_base_url=openai_base_url,
-        reload_interval=reload_interval)
+        reload_interval=reload_interval, idle_runs_in_memory=idle_runs_in_memory)
     try:
         run_server(ws, _db_for(workspace, db), host, port, options, log_level=log_level,
                    show_keys=workspace is None)

@@ -7,6 +7,8 @@ Invariants:
   to subscribers, so a subscriber that subscribes and then reads the log
   misses nothing, and de-duplicates by sequence number.
 - `RunState` mirrors one `runs` row; every change goes through `save()`.
+- Memory holds no run that nothing is working on, beyond a bounded number of
+  recently idle ones (see `Runs`): the database is the record of every run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 import random
 import time
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +33,10 @@ from ._flows import Flow, parse_flow
 from ._models import money
 
 TERMINAL_EVENTS = frozenset({"flow_completed", "step_paused_for_tool_calls"})
+FINISHED = frozenset({"completed", "failed", "cancelled"})
+IDLE_STATES = frozenset({"paused_step", "paused_tools"})
+"""Waiting for a client that may never come back (contract §7.2, §8): resumable at
+any time, from the database if need be."""
 
 
 def utc_now() -> str:
@@ -184,29 +192,60 @@ class Broker:
 
 
 class Runs:
-    """Creates, loads, saves runs and records their events."""
+    """Creates, loads, saves runs and records their events.
 
-    def __init__(self, store: db.Store, broker: Broker) -> None:
+    Memory. A run waiting for its client (between `/step` calls, at a tool
+    pause) may wait forever: clients go away. So memory is an identity map,
+    not a store. `_live` maps a run id to its one `RunState` for as long as
+    anything in the process holds that object (a request, a stream, a job
+    worker, a live trace), weakly, so that holding it is what keeps it; and
+    `_idle` holds strong references to the `keep_idle` most recently idle
+    runs only, so a client that continues promptly does not pay a reload.
+    Past that bound an idle run lives in the database alone, and `get()`
+    loads it again when it is continued. Finished runs are dropped from
+    memory when they finish. Held in memory at any time: the runs being
+    worked on, plus at most `keep_idle`.
+    """
+
+    def __init__(self, store: db.Store, broker: Broker, keep_idle: int = 256) -> None:
         self.store = store
         self.broker = broker
-        self._active: dict[str, RunState] = {}
+        self.keep_idle = max(0, keep_idle)
+        self._live: weakref.WeakValueDictionary[str, RunState] = weakref.WeakValueDictionary()
+        self._idle: OrderedDict[str, RunState] = OrderedDict()
         self._loading: dict[str, asyncio.Future[RunState | None]] = {}
 
+    def in_memory(self) -> int:
+        """How many unfinished runs have their `RunState` in memory right now."""
+        return len(self._live)
+
     def create(self, run: RunState) -> None:
-        self._active[run.id] = run
+        self._live[run.id] = run
         run.saved = (run.state, run.last_index)
         self.store.submit(db.insert, "runs", run.row())
 
     def save(self, run: RunState) -> None:
         run.saved = (run.state, run.last_index)
         self.store.submit(db.update_run, run.id, run.changes())
-        if run.status in ("completed", "failed", "cancelled"):
-            self._active.pop(run.id, None)
+        self._track(run)
+
+    def _track(self, run: RunState) -> None:
+        """Keep the memory rules of the class docstring after a state change."""
+        if run.status in FINISHED:
+            self._live.pop(run.id, None)
+            self._idle.pop(run.id, None)
+        elif run.state in IDLE_STATES:
+            self._idle[run.id] = run
+            self._idle.move_to_end(run.id)
+            while len(self._idle) > self.keep_idle:
+                self._idle.popitem(last=False)
+        else:  # being worked on: whoever works on it holds it
+            self._idle.pop(run.id, None)
 
     def executing(self, run_id: str) -> bool:
         """Whether a request or a job worker is driving the run right now (or will:
         a queued job), so that something will end it and log its final frame."""
-        run = self._active.get(run_id)
+        run = self._live.get(run_id)
         return run is not None and run.state in ("active", "queued")
 
     async def flush(self) -> None:
@@ -223,8 +262,10 @@ class Runs:
         (shielded: a caller that goes away does not cancel it for the others),
         and a row is never read from the database while its object is live.
         """
-        run = self._active.get(run_id)
+        run = self._live.get(run_id)
         if run is not None:
+            if run_id in self._idle:
+                self._idle.move_to_end(run_id)
             return run
         load = self._loading.get(run_id)
         if load is None:
@@ -239,8 +280,9 @@ class Runs:
             return None
         seq = await self.store.call(db.last_event_seq, run_id)
         run = RunState.from_row(row, seq)
-        if run.status not in ("completed", "failed", "cancelled"):
-            self._active[run_id] = run
+        if run.status not in FINISHED:
+            self._live[run_id] = run
+            self._track(run)
         return run
 
     def record(self, run: RunState, payload: dict[str, Any]) -> None:
