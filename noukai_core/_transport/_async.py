@@ -19,7 +19,7 @@ from noukai_core._transport._common import (
     connection_error,
     keeps_alive,
     limits,
-    reads_raw,
+    raw_body,
     stream_error,
 )
 
@@ -44,7 +44,7 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
         while True:
             try:
                 response = await self._client.send(self._builder.build(spec), stream=stream)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 delay = self._retry_after_failure(plan, spec, attempt, exc)
             else:
                 if response.status_code < 400:
@@ -69,7 +69,7 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
             if response.status_code >= 400:
                 try:
                     content = await response.aread()
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:
                     raise connection_error(exc, spec) from None
                 raise self._stream_refused(spec, attempt, response, content)
             request_id = self._stream_opened(spec, attempt, response)
@@ -84,21 +84,19 @@ class AsyncTransport(TransportBase[httpx.AsyncClient]):
         """The body's chunks as they arrive, redacted; transport failures typed.
 
         As in `SyncTransport._chunks`: the response's byte stream, or
-        `aiter_bytes` when it would change something (see `reads_raw`).
+        `aiter_bytes` when it would change something (see `raw_body`).
         """
         redact = self._redact.chunks()
         feed = redact.feed
-        source: AsyncIterable[bytes]
-        if reads_raw(response):
-            assert isinstance(response.stream, httpx.AsyncByteStream)
-            source = response.stream
-        else:
-            source = response.aiter_bytes()
+        raw = raw_body(response)
+        source: AsyncIterable[bytes] = (
+            raw if isinstance(raw, httpx.AsyncByteStream) else response.aiter_bytes()
+        )
         try:
             async for chunk in source:
                 if out := feed(chunk):
                     yield out
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise stream_error(exc, spec, request_id) from None
         if tail := redact.flush():
             yield tail

@@ -50,7 +50,7 @@ class TransportBase(Generic[ClientT]):
         return step.number
 
     def _retry_after_failure(
-        self, plan: RetryPlan, spec: RequestSpec, attempt: int, exc: httpx.TransportError
+        self, plan: RetryPlan, spec: RequestSpec, attempt: int, exc: httpx.RequestError
     ) -> float:
         """Seconds to sleep before trying again; raises the typed error when the plan gives up."""
         step = plan.send(classify(exc))

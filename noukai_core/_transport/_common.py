@@ -99,14 +99,20 @@ class RequestBuilder:
         )
 
 
-def classify(exc: httpx.TransportError) -> Failure:
+# Failures are caught as `httpx.RequestError`, not only `TransportError`: a
+# body whose Content-Encoding cannot be undone raises `DecodingError` (and a
+# caller's client that follows redirects, `TooManyRedirects`), siblings of
+# `TransportError` that would otherwise reach the caller untyped.
+
+
+def classify(exc: httpx.RequestError) -> Failure:
     """Could the server have seen this request? Only connect-phase failures say no."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return Failure.NOT_SENT
     return Failure.LOST
 
 
-def connection_error(exc: httpx.TransportError, spec: RequestSpec) -> NoukaiError:
+def connection_error(exc: httpx.RequestError, spec: RequestSpec) -> NoukaiError:
     kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
     what = "timed out" if kind is APITimeoutError else "failed"
     sent = "" if classify(exc) is Failure.NOT_SENT else " after the request was sent"
@@ -117,9 +123,7 @@ def connection_error(exc: httpx.TransportError, spec: RequestSpec) -> NoukaiErro
     )
 
 
-def stream_error(
-    exc: httpx.TransportError, spec: RequestSpec, request_id: str | None
-) -> NoukaiError:
+def stream_error(exc: httpx.RequestError, spec: RequestSpec, request_id: str | None) -> NoukaiError:
     kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
     return kind(
         f"the stream of {spec.method} {spec.path} broke off ({type(exc).__name__}); "
@@ -130,19 +134,24 @@ def stream_error(
     )
 
 
-def reads_raw(response: httpx.Response) -> bool:
-    """Whether the response's own byte stream is its body as sent, and still unread.
+def raw_body(response: httpx.Response) -> httpx.SyncByteStream | httpx.AsyncByteStream | None:
+    """The response's own byte stream, if it is the body as sent and still unread; else None.
 
-    Then a transport may iterate `response.stream` directly instead of
-    `iter_bytes()`, whose extra layers cost a few hundred ns per chunk. Not
-    when httpx must undo a Content-Encoding (gzip...), nor when something
-    (a caller's response hook) already read the body: `iter_bytes()` then
-    replays the content it kept.
+    A transport then iterates it directly instead of `iter_bytes()`, whose
+    extra layers cost a few hundred ns per chunk and pass identity-encoded
+    bytes on unchanged. Not when httpx must undo a Content-Encoding (gzip...),
+    nor when something (a caller's response hook) already read the body:
+    `iter_bytes()` then replays the content it kept. What reading it
+    directly skips is httpx's bookkeeping of a consumed body
+    (`num_bytes_downloaded`, `is_stream_consumed`), on a response no caller
+    holds by then; closing it still goes through `response.close()`.
     """
     if response.is_stream_consumed:
-        return False
+        return None
     encoding = response.headers.get("content-encoding")
-    return encoding is None or encoding.strip().lower() in ("", "identity")
+    if encoding is None or encoding.strip().lower() in ("", "identity"):
+        return response.stream
+    return None
 
 
 ChunksT = TypeVar("ChunksT")

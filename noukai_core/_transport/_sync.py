@@ -19,7 +19,7 @@ from noukai_core._transport._common import (
     connection_error,
     keeps_alive,
     limits,
-    reads_raw,
+    raw_body,
     stream_error,
 )
 
@@ -40,7 +40,7 @@ class SyncTransport(TransportBase[httpx.Client]):
         while True:
             try:
                 response = self._client.send(self._builder.build(spec), stream=stream)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 delay = self._retry_after_failure(plan, spec, attempt, exc)
             else:
                 if response.status_code < 400:
@@ -65,7 +65,7 @@ class SyncTransport(TransportBase[httpx.Client]):
             if response.status_code >= 400:
                 try:
                     content = response.read()
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:
                     raise connection_error(exc, spec) from None
                 raise self._stream_refused(spec, attempt, response, content)
             request_id = self._stream_opened(spec, attempt, response)
@@ -83,21 +83,19 @@ class SyncTransport(TransportBase[httpx.Client]):
         fewest layers that keep httpx's behaviour: the response's own byte
         stream, which is what `iter_bytes` would pass on unchanged, minus two
         generator layers per chunk; `iter_bytes` itself when it would change
-        something (see `reads_raw`).
+        something (see `raw_body`).
         """
         redact = self._redact.chunks()
         feed = redact.feed
-        source: Iterable[bytes]
-        if reads_raw(response):
-            assert isinstance(response.stream, httpx.SyncByteStream)
-            source = response.stream
-        else:
-            source = response.iter_bytes()
+        raw = raw_body(response)
+        source: Iterable[bytes] = (
+            raw if isinstance(raw, httpx.SyncByteStream) else response.iter_bytes()
+        )
         try:
             for chunk in source:
                 if out := feed(chunk):
                     yield out
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise stream_error(exc, spec, request_id) from None
         if tail := redact.flush():
             yield tail

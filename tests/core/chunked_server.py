@@ -33,6 +33,9 @@ class StreamPlan:
     # After the last frame, close the connection without ending the body (a
     # FIN, not a reset: every frame sent is still read, whatever the timing).
     cut: bool = False
+    # Bytes that are no valid continuation of the body's encoding, sent (as a
+    # chunk of their own) after the last frame: with `gzip`, a corrupt stream.
+    garbage: bytes = b""
 
 
 @dataclass
@@ -134,6 +137,8 @@ class ChunkedStreamServer:
             if packer is not None:
                 data = packer.compress(frame) + packer.flush(zlib.Z_SYNC_FLUSH)
             conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        if plan.garbage:
+            conn.sendall(b"%x\r\n%s\r\n" % (len(plan.garbage), plan.garbage))
         if plan.end and not plan.cut:
             tail = packer.flush() if packer is not None else b""
             conn.sendall((b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n")

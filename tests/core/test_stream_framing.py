@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -21,15 +21,6 @@ from noukai_core._transport._redact import MASK, Redactor
 
 Frame = Callable[..., bytes]
 KEY = "nk_framing_secret_42"
-
-
-@pytest.fixture
-def server() -> Iterator[ChunkedStreamServer]:
-    server = ChunkedStreamServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def run_frames(frame: Frame, outputs: int) -> list[bytes]:
@@ -63,10 +54,10 @@ EXPECTED = [
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
 def test_sync_events_over_a_chunked_stream(
-    server: ChunkedStreamServer, frame: Frame, gzip: bool
+    chunked_server: ChunkedStreamServer, frame: Frame, gzip: bool
 ) -> None:
-    server.plans = [StreamPlan(run_frames(frame, 5), gzip=gzip)]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(run_frames(frame, 5), gzip=gzip)]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         events = list(client.flow("o/p/f").events(message="hi"))
     assert describe(events) == EXPECTED
     assert all(e.step_index == 0 for e in events if isinstance(e, nk.StepOutput))
@@ -74,10 +65,10 @@ def test_sync_events_over_a_chunked_stream(
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
 async def test_async_events_over_a_chunked_stream(
-    server: ChunkedStreamServer, frame: Frame, gzip: bool
+    chunked_server: ChunkedStreamServer, frame: Frame, gzip: bool
 ) -> None:
-    server.plans = [StreamPlan(run_frames(frame, 5), gzip=gzip)]
-    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(run_frames(frame, 5), gzip=gzip)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert describe(events) == EXPECTED
 
@@ -91,11 +82,11 @@ def failing_frames(frame: Frame) -> list[bytes]:
 
 
 def test_a_key_echoed_in_a_gzipped_stream_is_redacted(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # The compressed bytes never hold the key; the redactor must read the decoded ones.
-    server.plans = [StreamPlan(failing_frames(frame), gzip=True)]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(failing_frames(frame), gzip=True)]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         events = list(client.flow("o/p/f").events(message="hi"))
     assert isinstance(events[-1], nk.StepFailed)
     assert events[-1].message == f"upstream echoed Bearer {MASK}"
@@ -103,10 +94,10 @@ def test_a_key_echoed_in_a_gzipped_stream_is_redacted(
 
 
 async def test_a_key_echoed_in_a_gzipped_stream_is_redacted_async(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
-    server.plans = [StreamPlan(failing_frames(frame), gzip=True)]
-    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(failing_frames(frame), gzip=True)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert isinstance(events[-1], nk.StepFailed)
     assert events[-1].message == f"upstream echoed Bearer {MASK}"
@@ -150,40 +141,40 @@ def paused_then_done(frame: Frame) -> list[StreamPlan]:
 
 
 def test_finished_streams_give_their_connection_back_to_the_pool(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # Two /step calls of one run, then a second run: three streams, one connection.
-    server.plans = [*paused_then_done(frame), StreamPlan(run_frames(frame, 2))]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [*paused_then_done(frame), StreamPlan(run_frames(frame, 2))]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         steps = list(client.flow("o/p/f").steps(message="hi"))
         events = list(client.flow("o/p/f").events(message="again"))
     assert [s.output for s in steps] == [{"v": 1}, {"v": 2}]
     assert events[-1].type == "flow_completed"
-    assert len(server.requests) == 3
-    assert server.connections == 1
+    assert len(chunked_server.requests) == 3
+    assert chunked_server.connections == 1
 
 
 async def test_finished_streams_give_their_connection_back_to_the_pool_async(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
-    server.plans = [*paused_then_done(frame), StreamPlan(run_frames(frame, 2))]
-    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [*paused_then_done(frame), StreamPlan(run_frames(frame, 2))]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         steps = [s async for s in client.flow("o/p/f").steps(message="hi")]
         events = [e async for e in client.flow("o/p/f").events(message="again")]
     assert [s.output for s in steps] == [{"v": 1}, {"v": 2}]
     assert events[-1].type == "flow_completed"
-    assert len(server.requests) == 3
-    assert server.connections == 1
+    assert len(chunked_server.requests) == 3
+    assert chunked_server.connections == 1
 
 
 def test_a_gzipped_finished_stream_gives_its_connection_back(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
-    server.plans = [StreamPlan(run_frames(frame, 2), gzip=True) for _ in range(2)]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(run_frames(frame, 2), gzip=True) for _ in range(2)]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         for _ in range(2):
             assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
-    assert server.connections == 1
+    assert chunked_server.connections == 1
 
 
 def failed_and_held_open(frame: Frame) -> StreamPlan:
@@ -192,112 +183,121 @@ def failed_and_held_open(frame: Frame) -> StreamPlan:
 
 
 def test_a_failed_stream_is_closed_without_waiting_for_its_end(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # A read timeout past pytest's own limit: waiting on this body would fail the test.
-    server.plans = [failed_and_held_open(frame), StreamPlan(run_frames(frame, 1))]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+    chunked_server.plans = [failed_and_held_open(frame), StreamPlan(run_frames(frame, 1))]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url, timeout=120) as client:
         events = list(client.flow("o/p/f").events(message="hi"))
         assert isinstance(events[-1], nk.StepFailed)
         assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
-    assert server.connections == 2  # the failed stream's connection was dropped
+    assert chunked_server.connections == 2  # the failed stream's connection was dropped
 
 
 async def test_a_failed_stream_is_closed_without_waiting_for_its_end_async(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
-    server.plans = [failed_and_held_open(frame), StreamPlan(run_frames(frame, 1))]
-    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+    chunked_server.plans = [failed_and_held_open(frame), StreamPlan(run_frames(frame, 1))]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url, timeout=120) as client:
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
         assert isinstance(events[-1], nk.StepFailed)
         again = [e async for e in client.flow("o/p/f").events(message="hi")]
         assert again[-1].type == "flow_completed"
-    assert server.connections == 2
+    assert chunked_server.connections == 2
 
 
 def test_a_break_closes_the_stream_and_its_connection(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
-    server.plans = [StreamPlan(run_frames(frame, 3), end=False), StreamPlan(run_frames(frame, 1))]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+    chunked_server.plans = [
+        StreamPlan(run_frames(frame, 3), end=False),
+        StreamPlan(run_frames(frame, 1)),
+    ]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url, timeout=120) as client:
         for event in client.flow("o/p/f").events(message="hi"):
             if event.type == "step_output":
                 break
         assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
-    assert server.connections == 2
+    assert chunked_server.connections == 2
 
 
 async def test_a_finished_stream_held_open_by_a_broken_server_ends_the_iteration_async(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # Contract §6.4 says the body ends after `flow_completed`; this server holds
     # it open and silent. The async client waits a bounded moment, then drops it.
-    server.plans = [StreamPlan(run_frames(frame, 1), end=False), StreamPlan(run_frames(frame, 1))]
-    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url, timeout=120) as client:
+    chunked_server.plans = [
+        StreamPlan(run_frames(frame, 1), end=False),
+        StreamPlan(run_frames(frame, 1)),
+    ]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url, timeout=120) as client:
         first = [e async for e in client.flow("o/p/f").events(message="hi")]
         again = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert first[-1].type == again[-1].type == "flow_completed"
-    assert server.connections == 2
+    assert chunked_server.connections == 2
 
 
 def test_a_finished_stream_held_open_by_a_broken_server_costs_only_the_read_timeout(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # The sync client can wait on it only up to its read timeout, and raises nothing:
     # every event of the run was delivered.
-    server.plans = [StreamPlan(run_frames(frame, 1), end=False), StreamPlan(run_frames(frame, 1))]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url, timeout=1.0) as client:
+    chunked_server.plans = [
+        StreamPlan(run_frames(frame, 1), end=False),
+        StreamPlan(run_frames(frame, 1)),
+    ]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url, timeout=1.0) as client:
         first = list(client.flow("o/p/f").events(message="hi"))
         again = list(client.flow("o/p/f").events(message="hi"))
     assert first[-1].type == again[-1].type == "flow_completed"
-    assert server.connections == 2
+    assert chunked_server.connections == 2
 
 
 def test_a_body_cut_after_the_terminal_frame_is_no_error_and_nothing_is_resent(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # Every event of the run arrived; only reading the body's end failed.
-    server.plans = [StreamPlan(run_frames(frame, 1), cut=True)]
-    with nk.Noukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(run_frames(frame, 1), cut=True)]
+    with nk.Noukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         events = list(client.flow("o/p/f").events(message="hi"))
     assert events[-1].type == "flow_completed"
-    assert len(server.requests) == 1
+    assert len(chunked_server.requests) == 1
 
 
 async def test_a_body_cut_after_the_terminal_frame_is_no_error_and_nothing_is_resent_async(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
-    server.plans = [StreamPlan(run_frames(frame, 1), cut=True)]
-    async with nk.AsyncNoukai(api_key=KEY, base_url=server.base_url) as client:
+    chunked_server.plans = [StreamPlan(run_frames(frame, 1), cut=True)]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url) as client:
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert events[-1].type == "flow_completed"
-    assert len(server.requests) == 1
+    assert len(chunked_server.requests) == 1
 
 
 def test_a_body_already_read_by_a_callers_response_hook_still_yields_every_event(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     # A caller-supplied client whose hook reads each body (say, to log it):
     # the stream's bytes are then replayed from what httpx kept.
-    server.plans = [StreamPlan(run_frames(frame, 5))]
+    chunked_server.plans = [StreamPlan(run_frames(frame, 5))]
     with (
         httpx.Client(event_hooks={"response": [lambda response: response.read()]}) as http,
-        nk.Noukai(api_key=KEY, base_url=server.base_url, http_client=http) as client,
+        nk.Noukai(api_key=KEY, base_url=chunked_server.base_url, http_client=http) as client,
     ):
         events = list(client.flow("o/p/f").events(message="hi"))
     assert describe(events) == EXPECTED
 
 
 async def test_a_body_already_read_by_a_callers_response_hook_still_yields_every_event_async(
-    server: ChunkedStreamServer, frame: Frame
+    chunked_server: ChunkedStreamServer, frame: Frame
 ) -> None:
     async def read(response: httpx.Response) -> None:
         await response.aread()
 
-    server.plans = [StreamPlan(run_frames(frame, 5))]
+    chunked_server.plans = [StreamPlan(run_frames(frame, 5))]
     async with (
         httpx.AsyncClient(event_hooks={"response": [read]}) as http,
-        nk.AsyncNoukai(api_key=KEY, base_url=server.base_url, http_client=http) as client,
+        nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url, http_client=http) as client,
     ):
         events = [e async for e in client.flow("o/p/f").events(message="hi")]
     assert describe(events) == EXPECTED
