@@ -13,7 +13,8 @@ they finish. Rules kept:
   NUL) sets the last event id, which persists across events; `retry` takes
   only ASCII digits;
 - a blank line dispatches; an event with no data is not dispatched;
-- at end of stream an unterminated event is discarded (contract §6.1 rule 5).
+- at end of stream an unterminated event is discarded (contract §6.1 rule 5);
+- one UTF-8 BOM opening the stream is skipped, even split across chunks.
 
 Two paths, one behaviour. While the stream has shown no CR, the decoder works
 on whole frames: it reads the frame shape every Noukai server sends (one
@@ -54,6 +55,8 @@ class ServerSentEvent(NamedTuple):
 # tuple directly is the same object for a third of the cost, paid once per frame.
 _new_event = tuple.__new__
 
+_BOM = b"\xef\xbb\xbf"
+
 # An unfinished fast-shape frame is kept whole up to this size; past it, its
 # lines are folded like any other frame's, so a huge frame arriving in small
 # chunks is not rescanned from its start on every chunk.
@@ -85,8 +88,11 @@ class SSEDecoder:
         self._mid_frame = False
         # `_lf_only`, nothing buffered and not `_mid_frame`: the decoder stands
         # between two frames of an LF stream. One flag, kept by `feed`, so the
-        # one-frame-chunk check reads one attribute, not three.
-        self._between_frames = True
+        # one-frame-chunk check reads one attribute, not three. False until the
+        # stream's first bytes are past `_skip_bom`.
+        self._between_frames = False
+        # The stream's opening bytes while they may still be a split UTF-8 BOM.
+        self._opening: bytes | None = b""
         self._pending_cr = False
         self._event = ""
         self._data: list[str] = []
@@ -125,6 +131,8 @@ class SSEDecoder:
                     )
                 ]
         events: list[ServerSentEvent] = []
+        if self._opening is not None:
+            chunk = self._skip_bom(chunk)
         if not chunk:
             return events
         if self._lf_only:
@@ -141,6 +149,22 @@ class SSEDecoder:
             return self._feed_general(chunk, events, 0)  # the buffer may hold whole lines
         # The general path's buffer is one partial line: no CR or LF in it.
         return self._feed_general(chunk, events, len(self._buffer))
+
+    def _skip_bom(self, chunk: bytes) -> bytes:
+        """The stream's opening bytes without a leading UTF-8 BOM, however it is split.
+
+        WHATWG decodes an event stream with "UTF-8 decode", which drops one
+        BOM at its start (and only there): kept, it would turn the first
+        line's field name into an unknown one. Bytes that may still be the
+        start of a BOM are held until they are known not to be.
+        """
+        assert self._opening is not None
+        seen = self._opening + chunk
+        if len(seen) < len(_BOM) and _BOM.startswith(seen):
+            self._opening = seen
+            return b""
+        self._opening = None
+        return seen[len(_BOM) :] if seen.startswith(_BOM) else seen
 
     def _feed_lf(self, chunk: bytes, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
         """LF-only framing: whole frames found with `find`, the common shape read inline."""

@@ -18,10 +18,12 @@ import pytest
 from noukai_core._protocol._sse import ServerSentEvent, SSEDecoder
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+BOM = b"\xef\xbb\xbf"
 
 
 def reference_decode(stream: bytes) -> list[ServerSentEvent]:
     events: list[ServerSentEvent] = []
+    stream = stream.removeprefix(BOM)  # WHATWG: one leading BOM is not part of the stream
     event_type, data, has_data = "", [], False
     last_id: str | None = None
     retry: int | None = None
@@ -206,3 +208,32 @@ def test_a_one_frame_chunk_carries_the_last_id_and_a_pending_retry() -> None:
     # Mid-frame (a `data` line folded, nothing buffered), the next chunk is not a frame start.
     assert decoder.feed(b"data: x\n") == []
     assert decoder.feed(b"event: c\ndata: 3\n\n") == [ServerSentEvent("c", "x\n3", "7", None)]
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_a_byte_order_mark_opening_the_stream_is_skipped_wherever_it_is_split(
+    ending: bytes,
+) -> None:
+    # WHATWG decodes the stream with "UTF-8 decode", which drops one leading
+    # BOM: the first line is then `event: ...`, not an unknown field.
+    stream = BOM + b"event: run_started" + ending + b"data: {}" + ending + ending
+    stream += BOM + b"event: late" + ending + b"data: 1" + ending + ending  # not at the start
+    expected = [
+        ServerSentEvent("run_started", "{}", None, None),
+        ServerSentEvent("", "1", None, None),  # a BOM later on is an unknown field name
+    ]
+    assert reference_decode(stream) == expected
+    for cut in range(len(stream) + 1):
+        decoder = SSEDecoder()
+        assert decoder.feed(stream[:cut]) + decoder.feed(stream[cut:]) == expected, cut
+    decoder = SSEDecoder()
+    assert [e for i in range(len(stream)) for e in decoder.feed(stream[i : i + 1])] == expected
+
+
+def test_a_stream_opening_with_part_of_a_byte_order_mark_keeps_those_bytes() -> None:
+    stream = b"\xef\xbbdata: 1\n\n" + b"data: 2\n\n"
+    expected = reference_decode(stream)
+    assert [e.data for e in expected] == ["2"]  # the first line's name is not `data`
+    for cut in range(len(stream) + 1):
+        decoder = SSEDecoder()
+        assert decoder.feed(stream[:cut]) + decoder.feed(stream[cut:]) == expected, cut
