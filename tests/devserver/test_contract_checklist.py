@@ -12,7 +12,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -283,18 +283,39 @@ def _wait_job(client: httpx.Client, slug: str, job_id: str) -> tuple[dict[str, A
     raise AssertionError(f"job {job_id} not terminal within 30 s; saw {seen}")
 
 
-def test_job_accept_poll_and_result(client: httpx.Client) -> None:
-    """Items 29, 30: four accept fields; non-terminal at first; result as /execute's."""
-    accepted = client.post(flow_path("two-step", "jobs"), json=execute_body("job input"))
+def _accept_job(client: httpx.Client, slug: str) -> str:
+    """Item 29: submit; the accept answer has its four fields; returns the execution id."""
+    accepted = client.post(flow_path(slug, "jobs"), json=execute_body("job input"))
     assert accepted.status_code in (200, 202), accepted.text
     body = accepted.json()
     assert isinstance(body["executionId"], str) and body["executionId"]
     assert isinstance(body["status"], str)
     assert isinstance(body["flowId"], str) and is_int(body["blockCount"])
-    first = client.get(flow_path("two-step", f"jobs/{body['executionId']}"))
-    assert first.status_code == 200
-    assert first.json()["status"] in ("pending", "running"), first.json()
-    final, _ = _wait_job(client, "two-step", body["executionId"])
+    return str(body["executionId"])
+
+
+def test_job_is_not_terminal_at_first(
+        noukai_devserver_factory: Callable[..., DevServer]) -> None:
+    """Item 30: the first poll of a fresh job is non-terminal.
+
+    The dev server keeps a job non-terminal for `job_min_latency` seconds. With the
+    shared server's 0.4 s, a test process lagging that long between submit and poll
+    would see the job done; here the latency outlasts the test's own timeout, so the
+    check depends on no timing at all.
+    """
+    server = noukai_devserver_factory(job_min_latency=600.0)
+    with open_client(server.base_url, server.api_key) as client:
+        execution = _accept_job(client, "two-step")
+        first = client.get(flow_path("two-step", f"jobs/{execution}"))
+        assert first.status_code == 200
+        assert first.json()["status"] in ("pending", "running"), first.json()
+    server.stop()
+
+
+def test_job_accept_poll_and_result(client: httpx.Client) -> None:
+    """Items 29, 30: four accept fields; polled to the end; result as /execute's."""
+    execution = _accept_job(client, "two-step")
+    final, _ = _wait_job(client, "two-step", execution)
     assert final["status"] == "completed"
     sync = client.post(flow_path("two-step", "execute"), json=execute_body("job input"))
     assert final["result"] == sync.json()["result"]
