@@ -19,12 +19,12 @@ Two forms, with the same output (a test holds them equal):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from noukai_core.web._policy import EventPolicy
+from noukai_core.web._policy import EventPolicy, FramePlan
 from noukai_core.web._sse import encode_event, encode_event_json
 
 
@@ -47,15 +47,6 @@ def browser_frame(event: Any, *, policy: EventPolicy, event_id: int) -> bytes | 
     return None if visible is None else encode_event(event_type, visible, event_id=event_id)
 
 
-#: What one stream knows about one typed event class, worked out on its first
-#: event: (event type, frame head or None when the policy drops the type,
-#: serializer, pydantic `exclude` equal to the drop rules, whether a set
-#: `error` must take the dict path to be reduced to its code). A tuple, not a
-#: dataclass: it is read once per streamed event, and indexing a tuple is the
-#: cheapest read Python has.
-_ClassPlan = tuple[str, "bytes | None", Callable[..., bytes], "dict[str, Any] | None", bool]
-
-
 class BrowserFrameEncoder:
     """One stream's frames: the policy applied, `id:` numbered 1, 2, 3... on written frames.
 
@@ -74,7 +65,7 @@ class BrowserFrameEncoder:
     def __init__(self, policy: EventPolicy) -> None:
         self.policy = policy
         self.last_id = 0
-        self._plans: dict[type[Any], _ClassPlan] = policy._frame_plans  # shared, see there
+        self._plans: dict[type[Any], FramePlan] = policy._frame_plans  # shared, see there
 
     def encode(self, event: Any) -> bytes | None:
         """The next frame for `event`, or `None` when the policy drops it."""
@@ -131,6 +122,10 @@ class BrowserFrameEncoder:
         # `%` in a type would be read as a format directive by `head % id`
         head = b"event: %s\nid: %%d\ndata: " % event_type.encode().replace(b"%", b"%%")
         forwarded = self.policy.allows(event_type)
-        self._plans[model] = (event_type, head if forwarded else None,
-                              model.__pydantic_serializer__.to_json, exclude or None,
-                              error_field)
+        self._plans[model] = (
+            event_type,
+            head if forwarded else None,
+            model.__pydantic_serializer__.to_json,
+            exclude or None,
+            error_field,
+        )
