@@ -2,10 +2,12 @@
 
 Invariants:
 - A run's events get strictly increasing sequence numbers starting at 1; the
-  sequence is the SSE `id` of the live trace. An event is queued for the
-  database (in order, on the single writer thread) *before* it is published
-  to subscribers, so a subscriber that subscribes and then reads the log
-  misses nothing, and de-duplicates by sequence number.
+  sequence is the SSE `id` of the live trace. An event is published to live
+  subscribers only once its database write has committed (writes commit in
+  order, on the single writer thread). So an id a follower has seen is never
+  lost or given to another event by a crash (a `Last-Event-ID` resume after a
+  restart has no gap), and a subscriber that subscribes and then reads the
+  log misses nothing, and de-duplicates by sequence number.
 - `RunState` mirrors one `runs` row; every change goes through `save()`.
 - Memory holds no run that nothing is working on, beyond a bounded number of
   recently idle ones (see `Runs`): the database is the record of every run.
@@ -177,6 +179,10 @@ class Broker:
             if not subs:
                 del self._subs[run_id]
 
+    def following(self, run_id: str) -> bool:
+        """Whether any live trace follows the run right now."""
+        return run_id in self._subs
+
     def publish(self, run_id: str, seq: int, payload: dict[str, Any]) -> None:
         for queue in self._subs.get(run_id, ()):
             queue.put_nowait((seq, payload))
@@ -286,13 +292,20 @@ class Runs:
         return run
 
     def record(self, run: RunState, payload: dict[str, Any]) -> None:
-        """Append a live event to the run's log (capture-filtered) and publish it."""
+        """Append a live event to the run's log (capture-filtered); publish it to the
+        run's followers once it is durable (see the module invariants)."""
         logged = event_for_log(payload, run.capture)
         if logged is None:
             return
         run.seq += 1
-        self.store.submit(db.append_event, run.id, run.seq, json.dumps(logged))
-        self.broker.publish(run.id, run.seq, logged)
+        seq, run_id = run.seq, run.id
+        if not self.broker.following(run_id):
+            # A follower arriving later reads this event from the log: its read
+            # is queued behind this write.
+            self.store.submit(db.append_event, run_id, seq, json.dumps(logged))
+            return
+        self.store.submit_then(db.append_event, (run_id, seq, json.dumps(logged)),
+                               lambda: self.broker.publish(run_id, seq, logged))
 
 
 class Balances:

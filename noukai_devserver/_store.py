@@ -22,6 +22,7 @@ balances, idempotency (stored outcomes of `Idempotency-Key` requests).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -160,6 +161,31 @@ class Store:
         Call from the event loop's thread (or before/after the loop runs).
         """
         self._pending.append((fn, args, None))
+        self._schedule_handover()
+
+    def submit_then(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                    then: Callable[[], None]) -> None:
+        """Queue `fn(conn, *args)` like `submit`; once it is committed, `then()` runs
+        on the event loop's thread (never if the write failed: it is logged instead).
+
+        Call from the event loop's thread. Callbacks run in submission order.
+        """
+        loop = asyncio.get_running_loop()
+        future: Future[Any] = Future()
+
+        def committed(done: Future[Any]) -> None:  # on the writer thread
+            if done.exception() is not None:
+                log.error("database write failed: %s", type(done.exception()).__name__)
+                return
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody left to tell
+                loop.call_soon_threadsafe(then)
+
+        future.add_done_callback(committed)
+        self._pending.append((fn, args, future))
+        self._schedule_handover()
+
+    def _schedule_handover(self) -> None:
+        """Hand this loop iteration's writes over together, once it yields."""
         if self._handover_scheduled:
             return
         try:
