@@ -43,6 +43,8 @@ class ChunkedStreamServer:
     plans: list[StreamPlan] = field(default_factory=list)
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
+    # Streams whose connection the client closed before their body ended.
+    closed_by_client: int = 0
 
     def __post_init__(self) -> None:
         self._sock = socket.socket()
@@ -109,17 +111,40 @@ class ChunkedStreamServer:
                         b"content-length: %d\r\n\r\n%s" % (len(body), body)
                     )
                     continue
-                self._stream(conn, plan)
+                try:
+                    self._stream(conn, plan)
+                except OSError:  # a send failed: the client closed its end mid-stream
+                    self._count_client_close()
+                    return
                 if plan.cut:
                     return
                 if not plan.end:
-                    self._stop.wait(120)  # past pytest-timeout: a client that waits fails
+                    self._hold_open(conn)
                     return
         except OSError:
             pass
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def _hold_open(self, conn: socket.socket) -> None:
+        """Keep a stream open until the server stops (past pytest-timeout: a client
+        that waits on it fails), noting when the client closes the connection."""
+        conn.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                if not conn.recv(65536):
+                    self._count_client_close()
+                    return
+            except TimeoutError:
+                continue
+            except OSError:  # reset rather than closed
+                self._count_client_close()
+                return
+
+    def _count_client_close(self) -> None:
+        with self._lock:
+            self.closed_by_client += 1
 
     def _stream(self, conn: socket.socket, plan: StreamPlan) -> None:
         head = (

@@ -7,8 +7,10 @@ and the key redactor must still see the decoded bytes, whatever the chunking.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
+import time
 from collections.abc import Callable
 
 import httpx
@@ -217,7 +219,34 @@ def test_a_break_closes_the_stream_and_its_connection(
         for event in client.flow("o/p/f").events(message="hi"):
             if event.type == "step_output":
                 break
+        # closed at the break, not when the client closes its pool
+        deadline = time.monotonic() + 5
+        while chunked_server.closed_by_client < 1:
+            assert time.monotonic() < deadline, "the stream was never closed"
+            time.sleep(0.01)
         assert list(client.flow("o/p/f").events(message="hi"))[-1].type == "flow_completed"
+    assert chunked_server.connections == 2
+
+
+async def test_a_break_closes_the_stream_and_its_connection_async(
+    chunked_server: ChunkedStreamServer, frame: Frame
+) -> None:
+    chunked_server.plans = [
+        StreamPlan(run_frames(frame, 3), end=False),
+        StreamPlan(run_frames(frame, 1)),
+    ]
+    async with nk.AsyncNoukai(api_key=KEY, base_url=chunked_server.base_url, timeout=120) as client:
+        async for event in client.flow("o/p/f").events(message="hi"):
+            if event.type == "step_output":
+                break
+        # An abandoned async generator is closed by the event loop's finalizer
+        # hook, a task of its own: the connection closes soon, not at once.
+        deadline = asyncio.get_running_loop().time() + 5
+        while chunked_server.closed_by_client < 1:
+            assert asyncio.get_running_loop().time() < deadline, "the stream was never closed"
+            await asyncio.sleep(0.01)
+        again = [e async for e in client.flow("o/p/f").events(message="hi")]
+        assert again[-1].type == "flow_completed"
     assert chunked_server.connections == 2
 
 
