@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from misbehaving_server import Conn, ScriptedServer, SeenRequest
 
@@ -192,6 +193,10 @@ def test_job_wait_times_out_and_polls_unversioned(scripted_server: ScriptedServe
     sent = [e["path"] for e in log if e["phase"] == "request"]
     assert len(sent) >= 3, "wait() never polled"
     assert set(sent[1:]) == {"/seq/o/p/f/jobs/J1"}
+    # The wait gave up on its last poll; under load the server may not have accepted
+    # that connection yet. Connections are accepted in order, so once a last request
+    # is answered every earlier one has been taken up, and teardown finds none half-begun.
+    assert httpx.get(f"{scripted_server.base_url}/probe").status_code == 200
 
 
 async def test_async_job_completes(scripted_server: ScriptedServer) -> None:
