@@ -28,10 +28,10 @@ import inspect
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 from noukai_core._constants import REPLAY_ENABLED_ENV_VAR
 from noukai_core._errors import ReplayDisabledError
@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # annotations only: the scope module does no I/O itself
 
     Transport = SyncTransport | AsyncTransport
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 _TRUE_VALUES = ("1", "true", "yes", "on")
 
@@ -206,7 +205,7 @@ class _ScopeBlock:
     entered at most once.
     """
 
-    __slots__ = ("_client", "_replay_session_id", "_scope", "_token", "_transport")
+    __slots__ = ("_client", "_entered", "_replay_session_id", "_scope", "_token", "_transport")
 
     def __init__(
         self,
@@ -219,9 +218,18 @@ class _ScopeBlock:
         self._transport = transport
         self._client = client
         self._token: contextvars.Token[TraceScope | None] | None = None
+        self._entered = False
 
     def _open(self) -> TraceScope | None:
-        """The active scope to join, else None after making `self._scope` (not yet active)."""
+        """The active scope to join, else None after making `self._scope` (not yet active).
+
+        A second entry of one block object is refused: its one token slot
+        would be overwritten, and the inner exit would end the outer block's
+        session early.
+        """
+        if self._entered:
+            raise RuntimeError("a trace scope block can be entered only once; make a new one")
+        self._entered = True
         active = _ACTIVE.get()
         if active is not None:
             return _join(active, self._replay_session_id)

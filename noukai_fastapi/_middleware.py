@@ -54,16 +54,13 @@ def _with_session_header(message: Message, header: tuple[bytes, bytes]) -> Messa
 
     A copy, never an in-place edit: the headers list can belong to a
     response object the app reuses. An existing session header (set by the
-    app or by an outer copy of this middleware) is replaced, never doubled.
-    Names are compared as sent: ASGI requires response header names in
-    lowercase.
+    app, in any case, or by an outer copy of this middleware) is replaced,
+    never doubled. One pass over the headers, which ASGI allows to be any
+    iterable, a one-time iterator included.
     """
-    headers = message.get("headers", ())
-    for name, _ in headers:
-        if name == _SESSION_HEADER:
-            headers = [item for item in headers if item[0] != _SESSION_HEADER]
-            break
-    return {**message, "headers": [*headers, header]}
+    headers = [item for item in message.get("headers", ()) if item[0].lower() != _SESSION_HEADER]
+    headers.append(header)
+    return {**message, "headers": headers}
 
 
 _REPLAY_HEADER = HEADER_REPLAY.lower().encode("latin-1")

@@ -357,3 +357,19 @@ def test_trace_keeps_its_scope_while_a_generator_is_advanced_from_threads() -> N
 
 
 _END: Any = object()
+
+
+async def test_a_scope_block_is_entered_only_once() -> None:
+    """Reusing one block would end the outer block's session at the inner exit."""
+    block = nk.trace_scope_sync()
+    with block as scope:
+        with pytest.raises(RuntimeError, match="entered only once"), block:
+            pass
+        assert nk.current_session_id() == scope.session_id  # still the outer session
+    assert nk.current_session_id() is None
+    async_block = nk.trace_scope()
+    async with async_block:
+        pass
+    with pytest.raises(RuntimeError, match="entered only once"):
+        async with async_block:
+            pass

@@ -215,3 +215,24 @@ def test_one_session_header_even_when_the_app_or_a_second_layer_sets_one(
     assert len(sessions) == 1
     # the inner layer joined the outer one's scope: the header names the real session
     assert upstream_sessions(canned_upstream) == {"spoofed": sessions[0]}
+
+
+def test_an_app_set_session_header_in_any_case_or_headers_from_an_iterator_are_handled(
+    serve_app: Any,
+) -> None:
+    """A raw ASGI app may name headers in capitals and give them as a one-time iterator."""
+
+    async def raw_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = iter([(b"X-Noukai-Session", b"set-by-the-app"), (b"content-type", b"text/plain")])
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve_app(NoukaiTraceMiddleware(raw_app)) as base:
+        response = httpx.get(f"{base}/")
+    sessions = response.headers.get_list("x-noukai-session")
+    assert len(sessions) == 1
+    assert str(uuid.UUID(sessions[0])) == sessions[0]  # ours, not the app's
+    assert response.headers["content-type"] == "text/plain"
+    assert response.text == "ok"
