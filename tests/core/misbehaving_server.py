@@ -100,8 +100,8 @@ class ScriptedServer:
             except OSError:
                 return
             thread = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+            thread.start()  # started before it is listed: close() may join any listed thread
             self._threads.append(thread)
-            thread.start()
 
     def _read_request(self, conn: socket.socket) -> SeenRequest | None:
         data = b""
