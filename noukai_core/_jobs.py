@@ -30,9 +30,10 @@ class Job(JobBase[SyncTransport]):
         """
         deadline = self._poller.deadline(timeout)
         while True:
-            budget = self._poller.poll_timeout(deadline, self._transport.settings.timeout)
             try:
-                status = self.poll(timeout=budget)
+                # The deadline rides on the poll: no attempt and no retry sleep passes it.
+                spec = self._poller.spec(None, deadline)
+                status = self._poller.interpret(self._transport.send(spec))
             except APITimeoutError as exc:
                 raise self._poller.poll_failed(exc, deadline) from None
             if status.is_terminal:
@@ -54,9 +55,9 @@ class AsyncJob(JobBase[AsyncTransport]):
         """
         deadline = self._poller.deadline(timeout)
         while True:
-            budget = self._poller.poll_timeout(deadline, self._transport.settings.timeout)
             try:
-                status = await self.poll(timeout=budget)
+                spec = self._poller.spec(None, deadline)
+                status = self._poller.interpret(await self._transport.send(spec))
             except APITimeoutError as exc:
                 raise self._poller.poll_failed(exc, deadline) from None
             if status.is_terminal:

@@ -45,8 +45,10 @@ class JobPoller:
         self.submitted_at = submitted_at
         self.clock = clock
 
-    def spec(self, timeout: float | None) -> RequestSpec:
-        return get_spec(f"{self.target.base_path}/jobs/{self.execution_id}", timeout=timeout)
+    def spec(self, timeout: float | None, deadline: float | None = None) -> RequestSpec:
+        return get_spec(
+            f"{self.target.base_path}/jobs/{self.execution_id}", timeout=timeout, deadline=deadline
+        )
 
     def interpret(self, response: RawResponse) -> JobStatus:
         if (
@@ -58,16 +60,8 @@ class JobPoller:
         return parse_model(response, JobStatus)
 
     def deadline(self, timeout: float) -> float:
+        """The wait's end, on `time.monotonic()`'s scale (the transport reads it too)."""
         return self.clock() + timeout
-
-    def poll_timeout(self, deadline: float, request_timeout: float) -> float:
-        """The timeout of the next poll: the client's, cut to what is left of the wait.
-
-        So `wait(timeout=...)` is a bound even when a poll gets no answer:
-        without the cut, one stalled poll would hold it for the client's whole
-        request timeout (300 s by default).
-        """
-        return max(0.001, min(request_timeout, deadline - self.clock()))
 
     def poll_failed(self, exc: APITimeoutError, deadline: float) -> APITimeoutError:
         """The error for a poll that timed out: the wait's own once its budget is spent."""

@@ -219,9 +219,15 @@ def jobs_spec(
 
 
 def get_spec(
-    path: str, *, timeout: float | None, params: Mapping[str, str] | None = None
+    path: str,
+    *,
+    timeout: float | None,
+    params: Mapping[str, str] | None = None,
+    deadline: float | None = None,
 ) -> RequestSpec:
-    return RequestSpec("GET", path, params=dict(params or {}), timeout=timeout)
+    return RequestSpec(
+        "GET", path, params=dict(params or {}), timeout=timeout, deadline=deadline
+    )
 
 
 def session_spec(session_id: str, *, timeout: float | None = None) -> RequestSpec:

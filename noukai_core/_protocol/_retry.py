@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 
@@ -116,14 +117,19 @@ RetryPlan = Generator[RetryStep, "Failure | Answered | None", None]
 
 
 def retry_plan(
-    spec: RequestSpec, max_retries: int, *, rand: Callable[[], float] = random.random
+    spec: RequestSpec,
+    max_retries: int,
+    *,
+    rand: Callable[[], float] = random.random,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RetryPlan:
     """The retry loop of one call, without its I/O.
 
     Protocol: `next(plan)` gives `Attempt(1)`. After a failed attempt,
     `plan.send(failure_or_answer)` gives `Sleep(d)` or `GIVE_UP`; after a
     `Sleep`, `next(plan)` gives the next `Attempt`. A successful attempt
-    needs no report: the caller just stops using the plan.
+    needs no report: the caller just stops using the plan. A spec with a
+    `deadline` gets no sleep that would end at or past it.
     """
     number = 0
     while True:
@@ -142,7 +148,7 @@ def retry_plan(
                 headers=outcome.headers,
                 rand=rand,
             )
-        if delay is None:
+        if delay is None or (spec.deadline is not None and clock() + delay >= spec.deadline):
             yield GIVE_UP
             return
         yield Sleep(delay)

@@ -31,6 +31,9 @@ class RequestSpec:
     idempotency_key: str | None = None
     timeout: float | None = None
     session_fetch: bool = False
+    # A `time.monotonic()` instant no attempt and no retry sleep may pass:
+    # `Job.wait(timeout=)` bounds its polls with it, retries included.
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         # Every per-call `timeout=` passes here before anything is sent.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -75,6 +76,7 @@ class RequestBuilder:
             }
         )
         self._headers = dict(merged.items())
+        self._timeout = settings.timeout
         self._default_timeout = httpx.Timeout(settings.timeout).as_dict()
 
     def __repr__(self) -> str:
@@ -86,9 +88,14 @@ class RequestBuilder:
             headers = {**headers, **spec.headers}
             if spec.idempotency_key:
                 headers[HEADER_IDEMPOTENCY_KEY] = spec.idempotency_key
-        timeout = (
-            self._default_timeout if spec.timeout is None else httpx.Timeout(spec.timeout).as_dict()
-        )
+        if spec.deadline is not None:  # each attempt gets only what is left
+            seconds = self._timeout if spec.timeout is None else spec.timeout
+            left = max(0.001, min(seconds, spec.deadline - time.monotonic()))
+            timeout = httpx.Timeout(left).as_dict()
+        elif spec.timeout is None:
+            timeout = self._default_timeout
+        else:
+            timeout = httpx.Timeout(spec.timeout).as_dict()
         return httpx.Request(
             spec.method,
             self._base_url + spec.path,

@@ -317,3 +317,44 @@ async def test_async_job_wait_is_bounded_even_when_a_poll_is_never_answered(
         with pytest.raises(nk.APITimeoutError) as info:
             await job.wait(timeout=0.3, poll_interval=0.05)
     assert (info.value.code, info.value.execution_id) == ("JOB_WAIT_TIMEOUT", "J1")
+
+
+def _stalled_poll_script(server: ScriptedServer) -> None:
+    accepted = {"executionId": "J1", "status": "pending", "flowId": "F", "blockCount": 1}
+    server.responders = [
+        lambda r, conn: conn.respond(200, accepted),
+        *[lambda r, conn: conn.stall(10.0)] * 4,  # every poll goes unanswered
+    ]
+
+
+def _poll_attempts(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in log if e["path"] == "/seq/o/p/f/jobs/J1" and e["phase"] != "response"]
+
+
+def test_job_wait_never_retries_a_stalled_poll_past_its_timeout(
+    scripted_server: ScriptedServer,
+) -> None:
+    """A retry (and its sleep) would start after the wait's budget is spent: none is made."""
+    _stalled_poll_script(scripted_server)
+    log: list[dict[str, Any]] = []
+    with nk.Noukai(api_key=KEY, base_url=scripted_server.base_url, max_retries=3,
+                   log_handler=log.append) as c:
+        job = c.flow("o/p/f").execute_async(message="x")
+        with pytest.raises(nk.APITimeoutError) as info:
+            job.wait(timeout=0.3, poll_interval=0.01)
+    assert info.value.code == "JOB_WAIT_TIMEOUT"
+    assert [e["phase"] for e in _poll_attempts(log)] == ["request"]  # one attempt, no retry
+
+
+async def test_async_job_wait_never_retries_a_stalled_poll_past_its_timeout(
+    scripted_server: ScriptedServer,
+) -> None:
+    _stalled_poll_script(scripted_server)
+    log: list[dict[str, Any]] = []
+    async with nk.AsyncNoukai(api_key=KEY, base_url=scripted_server.base_url, max_retries=3,
+                              log_handler=log.append) as c:
+        job = await c.flow("o/p/f").execute_async(message="x")
+        with pytest.raises(nk.APITimeoutError) as info:
+            await job.wait(timeout=0.3, poll_interval=0.01)
+    assert info.value.code == "JOB_WAIT_TIMEOUT"
+    assert [e["phase"] for e in _poll_attempts(log)] == ["request"]

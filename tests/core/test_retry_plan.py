@@ -40,3 +40,14 @@ def test_retry_after_past_the_cap_gives_up_at_once() -> None:
     plan = retry_plan(GET, 5)
     next(plan)
     assert plan.send(Answered(429, {"retry-after": "3600"})) is GIVE_UP
+
+
+def test_no_sleep_ends_at_or_past_the_specs_deadline() -> None:
+    spec = RequestSpec("GET", "/x", deadline=10.0)
+    now = [9.0]
+    plan = retry_plan(spec, 5, rand=lambda: 0.0, clock=lambda: now[0])
+    assert next(plan) == Attempt(1)
+    assert plan.send(Failure.LOST) == Sleep(0.25)  # 9.25 < 10: allowed
+    assert next(plan) == Attempt(2)
+    now[0] = 9.6
+    assert plan.send(Failure.LOST) is GIVE_UP  # 9.6 + 0.5 would pass the deadline
