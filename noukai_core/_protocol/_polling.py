@@ -14,7 +14,7 @@ ended the stream on purpose (an idle step-through run), so iteration ends.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from noukai_core._config import FlowTarget
 from noukai_core._errors import APIConnectionError, APITimeoutError
@@ -38,12 +38,10 @@ class JobPoller:
         execution_id: str,
         *,
         submitted_at: float | None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         self.execution_id = execution_id
-        self.submitted_at = submitted_at
-        self.clock = clock
+        self.submitted_at = submitted_at  # a `time.monotonic()` reading
 
     def spec(self, timeout: float | None, deadline: float | None = None) -> RequestSpec:
         return get_spec(
@@ -54,18 +52,18 @@ class JobPoller:
         if (
             response.status_code == 404
             and self.submitted_at is not None
-            and self.clock() - self.submitted_at < JOB_404_GRACE
+            and time.monotonic() - self.submitted_at < JOB_404_GRACE
         ):
             return JobStatus(execution_id=self.execution_id, status="pending")
         return parse_model(response, JobStatus)
 
     def deadline(self, timeout: float) -> float:
-        """The wait's end, on `time.monotonic()`'s scale (the transport reads it too)."""
-        return self.clock() + timeout
+        """The wait's end on `time.monotonic()`, the clock the transport's deadline reads."""
+        return time.monotonic() + timeout
 
     def poll_failed(self, exc: APITimeoutError, deadline: float) -> APITimeoutError:
         """The error for a poll that timed out: the wait's own once its budget is spent."""
-        if self.clock() >= deadline:
+        if time.monotonic() >= deadline:
             return self.ran_out("unanswered")
         exc.execution_id = exc.execution_id or self.execution_id
         return exc
@@ -79,7 +77,7 @@ class JobPoller:
 
     def sleep_before_next(self, deadline: float, poll_interval: float, last: JobStatus) -> float:
         """Seconds to sleep before the next poll; raises when the budget is spent."""
-        remaining = deadline - self.clock()
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self.ran_out(last.status)
         return min(poll_interval, remaining)
